@@ -56,6 +56,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Development helpers shipped with the binary: a verifying identity provider, an HTTPS
+        // echo upstream and an ephemeral PKI, used by `demo`, `dev-idp` and the tests.
+        .target(
+            name: "CalloutDevTools",
+            dependencies: [
+                "CalloutCore",
+                "CalloutTokens",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The listener, forwarding, admin endpoints, metrics, reload and shutdown.
         .target(
             name: "CalloutServer",
@@ -80,6 +99,7 @@ let package = Package(
                 "CalloutCore",
                 "CalloutTokens",
                 "CalloutServer",
+                "CalloutDevTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "CalloutTokensTests",
             dependencies: [
-                "CalloutCore", "CalloutTokens",
+                "CalloutCore", "CalloutTokens", "CalloutDevTools",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -107,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "CalloutServerTests",
             dependencies: [
-                "CalloutCore", "CalloutTokens", "CalloutServer",
+                "CalloutCore", "CalloutTokens", "CalloutServer", "CalloutDevTools",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
