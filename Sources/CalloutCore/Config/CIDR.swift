@@ -1,0 +1,113 @@
+/// An IPv4 or IPv6 network, e.g. `127.0.0.1/32` or `fd00::/8`, matched against peer addresses.
+public struct CIDR: Sendable, Hashable, CustomStringConvertible {
+    /// Network address bytes (4 or 16), host bits cleared.
+    public let network: [UInt8]
+    public let prefixLength: Int
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let bytes = IPAddress.parse(String(parts[0])) else { return nil }
+        let maxBits = bytes.count * 8
+        let bits: Int
+        if parts.count == 2 {
+            guard let b = Int(parts[1]), (0...maxBits).contains(b) else { return nil }
+            bits = b
+        } else {
+            bits = maxBits
+        }
+        self.prefixLength = bits
+        self.network = CIDR.mask(bytes, bits)
+    }
+
+    /// True when `address` (4 or 16 bytes) is inside this network. IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`) match IPv4 networks.
+    public func contains(_ address: [UInt8]) -> Bool {
+        var address = address
+        if address.count == 16, network.count == 4, address[0..<10].allSatisfy({ $0 == 0 }),
+            address[10] == 0xFF, address[11] == 0xFF
+        {
+            address = Array(address[12...])
+        }
+        guard address.count == network.count else { return false }
+        return CIDR.mask(address, prefixLength) == network
+    }
+
+    public func contains(_ address: String) -> Bool {
+        guard let bytes = IPAddress.parse(address) else { return false }
+        return contains(bytes)
+    }
+
+    public var description: String {
+        "\(IPAddress.format(network))/\(prefixLength)"
+    }
+
+    private static func mask(_ bytes: [UInt8], _ bits: Int) -> [UInt8] {
+        var out = bytes
+        for i in 0..<out.count {
+            let keep = max(0, min(8, bits - i * 8))
+            out[i] &= keep == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
+        }
+        return out
+    }
+}
+
+/// Textual IP address parsing and formatting without sockets.
+public enum IPAddress {
+    /// 4 bytes for dotted IPv4, 16 for IPv6 (with `::` compression and an optional zone dropped).
+    public static func parse(_ text: String) -> [UInt8]? {
+        if let v4 = parseV4(Substring(text)) { return v4 }
+        return parseV6(text)
+    }
+
+    static func parseV4(_ text: Substring) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy(\.isASCII), p.allSatisfy(\.isNumber),
+                let v = UInt8(p)
+            else { return nil }
+            if p.count > 1 && p.first == "0" { return nil }  // no octal ambiguity
+            out.append(v)
+        }
+        return out
+    }
+
+    static func parseV6(_ raw: String) -> [UInt8]? {
+        var text = Substring(raw)
+        if let pct = text.firstIndex(of: "%") { text = text[..<pct] }
+        guard text.contains(":") else { return nil }
+        let halves = text.components(separatedBy: "::")
+        guard halves.count <= 2 else { return nil }
+        func groups(_ s: String) -> [UInt8]? {
+            if s.isEmpty { return [] }
+            var out: [UInt8] = []
+            let items = s.split(separator: ":", omittingEmptySubsequences: false)
+            for (i, item) in items.enumerated() {
+                if i == items.count - 1, item.contains(".") {
+                    guard let v4 = parseV4(item) else { return nil }
+                    out += v4
+                    continue
+                }
+                guard !item.isEmpty, item.count <= 4, let v = UInt16(item, radix: 16) else {
+                    return nil
+                }
+                out += [UInt8(v >> 8), UInt8(v & 0xFF)]
+            }
+            return out
+        }
+        guard let head = groups(halves[0]) else { return nil }
+        if halves.count == 1 { return head.count == 16 ? head : nil }
+        guard let tail = groups(halves[1]), head.count + tail.count < 16 else { return nil }
+        return head + Array(repeating: 0, count: 16 - head.count - tail.count) + tail
+    }
+
+    public static func format(_ bytes: [UInt8]) -> String {
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        var groups: [String] = []
+        for i in stride(from: 0, to: bytes.count, by: 2) {
+            groups.append(String(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]), radix: 16))
+        }
+        return groups.joined(separator: ":")
+    }
+}

@@ -1,0 +1,374 @@
+import Foundation
+
+/// Turns decoded TOML tables into the model, applying each field's rule where it is read and the
+/// cross-references once everything is known.
+struct ConfigBuilder {
+    let report: ConfigReport
+    let baseDirectory: String
+
+    func build(_ root: TOMLCursor, file: String) -> ProxyConfig {
+        var config = ProxyConfig(sourceFile: file)
+        if let proxy = root.table("proxy") { config.proxy = settings(proxy) }
+        let callerCursors = root.tables("caller")
+        let certificateCursors = root.tables("certificate")
+        let externalCursors = root.tables("external_credential")
+        let namedCursors = root.tables("named_credential")
+        root.rejectUnknownKeys()
+
+        config.callers = callerCursors.compactMap(caller)
+        config.certificates = certificateCursors.compactMap(certificate)
+        let maxValue = config.proxy.maxFormulaValueLength
+        config.externalCredentials = externalCursors.compactMap { externalCredential($0, insecure: config.proxy.allowInsecureHTTP, maxValue: maxValue) }
+        config.namedCredentials = namedCursors.compactMap { namedCredential($0, insecure: config.proxy.allowInsecureHTTP) }
+
+        unique(callerCursors, config.callers.map(\.name), kind: "caller")
+        unique(certificateCursors, config.certificates.map(\.name), kind: "certificate")
+        unique(externalCursors, config.externalCredentials.map(\.name), kind: "external credential")
+        unique(namedCursors, config.namedCredentials.map(\.name), kind: "named credential")
+        crossReferences(config, externalCursors: externalCursors, namedCursors: namedCursors)
+        return config
+    }
+
+    // MARK: - [proxy]
+
+    private func settings(_ t: TOMLCursor) -> ProxySettings {
+        var s = ProxySettings()
+        if let v = t.string("listen") {
+            if let hp = HostPort(parsing: v) { s.listen = hp } else { t.issue("listen", "must be HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)") }
+        }
+        if t.has("admin_listen"), let v = t.string("admin_listen") {
+            if v.isEmpty || v == "off" {
+                s.adminListen = nil
+            } else if let hp = HostPort(parsing: v) {
+                s.adminListen = hp
+            } else {
+                t.issue("admin_listen", "must be HOST:PORT, or \"off\" to disable the admin listener")
+            }
+        }
+        if let list = t.stringArray("trusted_callers") {
+            s.trustedCallers = []
+            for (i, entry) in list.enumerated() {
+                if let cidr = CIDR(entry) { s.trustedCallers.append(cidr) } else {
+                    report.add("\(t.keyPath("trusted_callers"))[\(i)]", "'\(entry)' is not an address or CIDR block (e.g. 10.0.0.0/8, ::1/128)")
+                }
+            }
+        }
+        for (key, keyPath) in [("permission_sets_header", \ProxySettings.permissionSetsHeader), ("profile_header", \.profileHeader), ("user_header_prefix", \.userHeaderPrefix), ("principal_header", \.principalHeader)] {
+            if let v = t.string(key) {
+                if HeaderRules.isToken(v) { s[keyPath: keyPath] = v } else { t.issue(key, "must be a valid HTTP header name") }
+            }
+        }
+        if let v = t.string("ca_file") { s.caFile = resolvePath(v) }
+        if let v = t.int("request_timeout_seconds", in: 1...120) { s.requestTimeoutSeconds = v }
+        if let v = t.int("connect_timeout_seconds", in: 1...120) { s.connectTimeoutSeconds = v }
+        if let v = t.int("max_header_bytes", in: 1024...1_048_576) { s.maxHeaderBytes = v }
+        if let v = t.int("max_request_body_bytes", in: 0...(1 << 40)) { s.maxRequestBodyBytes = v }
+        if let v = t.int("retry_body_buffer_bytes", in: 0...(64 << 20)) { s.retryBodyBufferBytes = v }
+        if let v = t.int("header_read_timeout_seconds", in: 1...300) { s.headerReadTimeoutSeconds = v }
+        if let v = t.int("idle_timeout_seconds", in: 1...3600) { s.idleTimeoutSeconds = v }
+        if let v = t.int("max_connections", in: 1...1_000_000) { s.maxConnections = v }
+        if let v = t.int("max_cached_tokens", in: 1...10_000_000) { s.maxCachedTokens = v }
+        if let v = t.double("token_refresh_ahead_ratio", in: 0.1...1.0) { s.tokenRefreshAheadRatio = v }
+        if let v = t.int("token_expiry_skew_seconds", in: 0...600) { s.tokenExpirySkewSeconds = v }
+        if let v = t.int("default_token_lifetime_seconds", in: 30...86_400) { s.defaultTokenLifetimeSeconds = v }
+        if let v = t.int("max_formula_value_length", in: 1...100_000) { s.maxFormulaValueLength = v }
+        if let v = t.int("shutdown_grace_seconds", in: 0...600) { s.shutdownGraceSeconds = v }
+        if let v = t.bool("allow_insecure_http") { s.allowInsecureHTTP = v }
+        if let v = t.string("admin_token_sha256") {
+            if let digest = Hex.decode(v), digest.count == 32 { s.adminTokenSHA256 = digest } else {
+                t.issue("admin_token_sha256", "must be 64 hexadecimal characters (the SHA-256 of the admin token)")
+            }
+        }
+        if let v = t.bool("ready_requires_tokens") { s.readyRequiresTokens = v }
+        t.rejectUnknownKeys()
+        return s
+    }
+
+    // MARK: - [[caller]], [[certificate]]
+
+    private func caller(_ t: TOMLCursor) -> CallerConfig? {
+        let name = validName(t, "name")
+        var digest: [UInt8]? = nil
+        if let v = t.requiredString("token_sha256") {
+            if let d = Hex.decode(v), d.count == 32 { digest = d } else {
+                t.issue("token_sha256", "must be 64 hexadecimal characters: the SHA-256 of the bearer token or of user:password")
+            }
+        }
+        let sets = t.stringArray("permission_sets") ?? []
+        let profile = t.string("profile")
+        var user: [String: String] = [:]
+        if let u = t.table("user") {
+            for (k, v) in u.stringEntries() {
+                if !HeaderRules.isToken(k) { u.issue(k, "user field names may contain only letters, digits, '-' and '_'") }
+                if HeaderRules.hasControlCharacters(v) { u.issue(k, "must not contain control characters") }
+                user[k] = v
+            }
+        }
+        let trust = t.bool("trust_identity_headers") ?? false
+        t.rejectUnknownKeys()
+        if sets.isEmpty && profile == nil && !trust {
+            t.issue(nil, "grants nothing: give permission_sets, a profile, or trust_identity_headers = true")
+        }
+        guard let name, let digest else { return nil }
+        return CallerConfig(name: name, tokenSHA256: digest, permissionSets: sets, profile: profile, user: user, trustIdentityHeaders: trust)
+    }
+
+    private func certificate(_ t: TOMLCursor) -> CertificateConfig? {
+        let name = validName(t, "name")
+        let key = t.requiredString("private_key_file")
+        let cert = t.string("certificate_file")
+        let env = t.string("private_key_passphrase_env")
+        if let env, env.isEmpty || !env.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+            t.issue("private_key_passphrase_env", "must be an environment variable name (letters, digits, underscores)")
+        }
+        t.rejectUnknownKeys()
+        guard let name, let key else { return nil }
+        return CertificateConfig(name: name, privateKeyFile: resolvePath(key), certificateFile: cert.map(resolvePath), privateKeyPassphraseEnv: env)
+    }
+
+    // MARK: - [[external_credential]]
+
+    private func externalCredential(_ t: TOMLCursor, insecure: Bool, maxValue: Int) -> ExternalCredentialConfig? {
+        let name = validName(t, "name")
+        let label = validLabel(t)
+        if let p = t.string("authentication_protocol"), p != "oauth2" {
+            t.issue("authentication_protocol", "'\(p)' is not supported; use \"oauth2\"")
+        }
+        if let f = t.string("authentication_flow"), f != "client_credentials_jwt_assertion" {
+            t.issue("authentication_flow", "'\(f)' is not supported; use \"client_credentials_jwt_assertion\"")
+        }
+        let idp = t.requiredString("identity_provider_url").flatMap { validURL(t, "identity_provider_url", $0, insecure: insecure, allowQuery: true) }
+        let signing = t.requiredString("signing_certificate")
+        var algorithm = SigningAlgorithm.rs256
+        if let a = t.string("signing_algorithm") {
+            if let parsed = SigningAlgorithm(rawValue: a.uppercased()) { algorithm = parsed } else {
+                t.issue("signing_algorithm", "'\(a)' is not supported; use one of \(SigningAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) (RS256 is the default)")
+            }
+        }
+        let scope = t.string("scope").flatMap { formula(t, "scope", $0) }
+        var codes: [Int] = []
+        if let list = t.intArray("additional_refresh_status_codes") {
+            for (i, code) in list.enumerated() {
+                let path = "\(t.keyPath("additional_refresh_status_codes"))[\(i)]"
+                if code == 401 {
+                    report.add(path, "401 always refreshes; leave it out")
+                } else if !((400...499).contains(code) || (600...999).contains(code)) {
+                    report.add(path, "\(code) is not allowed: use 400-499 or 600-999 (5xx are server faults, not stale tokens)")
+                } else if codes.contains(code) {
+                    report.add(path, "\(code) is listed twice")
+                } else {
+                    codes.append(code)
+                }
+            }
+        }
+        let expiration = t.int("jwt_expiration_seconds", in: 1...3600) ?? 120
+        var claims: [(name: String, value: Formula)] = []
+        if let c = t.table("jwt_claims") {
+            for (k, v) in c.stringEntries() {
+                if let f = formula(c, k, v) { claims.append((k, f)) }
+            }
+        }
+        var header: [(name: String, value: Formula)] = []
+        if let h = t.table("jwt_header") {
+            for (k, v) in h.stringEntries() {
+                if k == "alg" || k == "typ" { h.issue(k, "is set by the proxy from signing_algorithm and cannot be overridden") }
+                if let f = formula(h, k, v) { header.append((k, f)) }
+            }
+        }
+        let headers = customHeaders(t)
+        let principalCursors = t.tables("principal")
+        let principals = principalCursors.compactMap(principal)
+        let idpCert = t.string("identity_provider_client_certificate")
+        t.rejectUnknownKeys()
+
+        unique(principalCursors, principals.map(\.name), kind: "principal")
+        var seenSequence: [Int: Int] = [:]
+        for (i, p) in principals.enumerated() {
+            if let other = seenSequence[p.sequenceNumber] {
+                report.add("\(principalCursors[i].path).sequence_number", "sequence number \(p.sequenceNumber) is already used by principal '\(principals[other].name)'")
+            } else {
+                seenSequence[p.sequenceNumber] = i
+            }
+        }
+        if principalCursors.isEmpty { t.issue("principal", "an external credential needs at least one [[...principal]]") }
+
+        guard let name, let idp, let signing else { return nil }
+        return ExternalCredentialConfig(
+            name: name, label: label, identityProviderURL: idp, signingCertificate: signing,
+            signingAlgorithm: algorithm, scope: scope, additionalRefreshStatusCodes: codes,
+            jwtExpirationSeconds: expiration, jwtClaims: claims, jwtHeader: header,
+            customHeaders: headers, principals: principals, identityProviderClientCertificate: idpCert)
+    }
+
+    private func principal(_ t: TOMLCursor) -> PrincipalConfig? {
+        let name = validName(t, "name")
+        let sequence = t.has("sequence_number") ? t.int("sequence_number") : { t.issue("sequence_number", "is required"); return nil }()
+        if let s = sequence, s < 1 { t.issue("sequence_number", "must be a positive integer, got \(s)") }
+        let clientId = t.requiredString("client_id")
+        if let c = clientId, c.trimming(" \t").isEmpty { t.issue("client_id", "must not be empty") }
+        let sets = t.stringArray("permission_sets") ?? []
+        let profiles = t.stringArray("profiles") ?? []
+        t.rejectUnknownKeys()
+        if sets.isEmpty && profiles.isEmpty {
+            t.issue(nil, "has no permission set and no profile, so no caller could ever use it")
+        }
+        guard let name, let sequence, sequence >= 1, let clientId, !clientId.isEmpty else { return nil }
+        return PrincipalConfig(name: name, sequenceNumber: sequence, clientId: clientId, permissionSets: sets, profiles: profiles)
+    }
+
+    // MARK: - [[named_credential]]
+
+    private func namedCredential(_ t: TOMLCursor, insecure: Bool) -> NamedCredentialConfig? {
+        let name = validName(t, "name")
+        let label = validLabel(t)
+        let url = t.requiredString("url").flatMap { validURL(t, "url", $0, insecure: insecure, allowQuery: false) }
+        let external = t.requiredString("external_credential")
+        let enabled = t.bool("enabled") ?? true
+        let generate = t.bool("generate_authorization_header") ?? true
+        let formulasInHeaders = t.bool("allow_formulas_in_headers") ?? false
+        let formulasInBody = t.bool("allow_formulas_in_body") ?? false
+        let clientCert = t.string("client_certificate")
+        let headers = customHeaders(t)
+        t.rejectUnknownKeys()
+        guard let name, let url, let external else { return nil }
+        return NamedCredentialConfig(
+            name: name, label: label, url: url, externalCredential: external, enabled: enabled,
+            generateAuthorizationHeader: generate, allowFormulasInHeaders: formulasInHeaders,
+            allowFormulasInBody: formulasInBody, clientCertificate: clientCert, customHeaders: headers)
+    }
+
+    private func customHeaders(_ t: TOMLCursor) -> [CustomHeaderConfig] {
+        var out: [CustomHeaderConfig] = []
+        var names: [String: Int] = [:]
+        for (i, h) in t.tables("custom_header").enumerated() {
+            let name = h.requiredString("name")
+            let value = h.requiredString("value").flatMap { formula(h, "value", $0) }
+            let sequence = h.int("sequence_number") ?? (i + 1)
+            if sequence < 1 { h.issue("sequence_number", "must be a positive integer") }
+            h.rejectUnknownKeys()
+            guard let name else { continue }
+            if !HeaderRules.isToken(name) {
+                h.issue("name", "'\(name)' is not a valid HTTP header name")
+                continue
+            }
+            if HeaderRules.isReserved(name) {
+                h.issue("name", "'\(name)' is managed by the proxy and cannot be a custom header")
+                continue
+            }
+            if names[name.lowercased()] != nil { h.issue("name", "header '\(name)' is defined twice") }
+            names[name.lowercased()] = i
+            if let value { out.append(CustomHeaderConfig(name: name, value: value, sequenceNumber: sequence)) }
+        }
+        return out.sorted { $0.sequenceNumber < $1.sequenceNumber }
+    }
+
+    // MARK: - Cross-references
+
+    private func crossReferences(_ config: ProxyConfig, externalCursors: [TOMLCursor], namedCursors: [TOMLCursor]) {
+        let certificateNames = Set(config.certificates.map { $0.name.lowercased() })
+        func checkCertificate(_ cursor: TOMLCursor, _ key: String, _ name: String?) {
+            guard let name, !certificateNames.contains(name.lowercased()) else { return }
+            cursor.issue(key, "no [[certificate]] is named '\(name)'" + hint(name, config.certificates.map(\.name)))
+        }
+        for (cursor, credential) in zip(externalCursors, config.externalCredentials) where cursor.has("name") {
+            checkCertificate(cursor, "signing_certificate", credential.signingCertificate)
+            checkCertificate(cursor, "identity_provider_client_certificate", credential.identityProviderClientCertificate)
+            let formulas: [(String, Formula)] =
+                (credential.scope.map { [("scope", $0)] } ?? [])
+                + credential.jwtClaims.map { ("jwt_claims.\($0.name)", $0.value) }
+                + credential.jwtHeader.map { ("jwt_header.\($0.name)", $0.value) }
+                + credential.customHeaders.enumerated().map { ("custom_header[\($0.offset)].value", $0.element.value) }
+            for (key, f) in formulas {
+                checkFormulaReferences(cursor, key, f, config: config, inScope: credential.name, secretsAllowed: false)
+            }
+        }
+        for (cursor, named) in zip(namedCursors, config.namedCredentials) {
+            if config.externalCredential(named.externalCredential) == nil {
+                cursor.issue("external_credential", "no [[external_credential]] is named '\(named.externalCredential)'" + hint(named.externalCredential, config.externalCredentials.map(\.name)))
+            }
+            checkCertificate(cursor, "client_certificate", named.clientCertificate)
+            for (i, h) in named.customHeaders.enumerated() {
+                checkFormulaReferences(cursor, "custom_header[\(i)].value", h.value, config: config, inScope: named.externalCredential, secretsAllowed: named.allowFormulasInHeaders)
+            }
+        }
+    }
+
+    private func checkFormulaReferences(_ cursor: TOMLCursor, _ key: String, _ f: Formula, config: ProxyConfig, inScope: String, secretsAllowed: Bool) {
+        for referenced in f.referencedCredentials.sorted() {
+            if config.externalCredential(referenced) == nil {
+                cursor.issue(key, "formula refers to unknown external credential '\(referenced)'" + hint(referenced, config.externalCredentials.map(\.name)))
+            } else if !referenced.caseInsensitiveEquals(inScope) {
+                cursor.issue(key, "formula refers to '\(referenced)', but only '\(inScope)' is resolved here")
+            }
+        }
+        if f.referencesSecrets && !secretsAllowed {
+            cursor.issue(key, "AccessToken and AuthorizationHeaderValue may be used only in custom headers of a named credential with allow_formulas_in_headers = true")
+        }
+    }
+
+    // MARK: - Field rules
+
+    private func unique(_ cursors: [TOMLCursor], _ names: [String], kind: String) {
+        var seen: Set<String> = []
+        for cursor in cursors {
+            guard let name = cursor.table["name"]?.string, NameRules.problem(with: name) == nil else { continue }
+            if !seen.insert(name.lowercased()).inserted {
+                cursor.issue("name", "another \(kind) is already named '\(name)' (names are unique, case-insensitively)")
+            }
+        }
+    }
+
+    private func validName(_ t: TOMLCursor, _ key: String) -> String? {
+        guard let name = t.requiredString(key) else { return nil }
+        if let problem = NameRules.problem(with: name) {
+            t.issue(key, "'\(name)' is not a valid name: \(problem)")
+            return nil
+        }
+        return name
+    }
+
+    private func validLabel(_ t: TOMLCursor) -> String? {
+        guard let label = t.string("label") else { return nil }
+        if label.count > NameRules.maxLabelLength { t.issue("label", "must be at most \(NameRules.maxLabelLength) characters") }
+        return label
+    }
+
+    private func validURL(_ t: TOMLCursor, _ key: String, _ text: String, insecure: Bool, allowQuery: Bool) -> URL? {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            let host = components.host, !host.isEmpty, let url = URL(string: text)
+        else {
+            t.issue(key, "'\(text)' is not an absolute URL")
+            return nil
+        }
+        if scheme != "https" {
+            if scheme == "http" && insecure { return url }
+            t.issue(key, scheme == "http" ? "must use https:// (allow_insecure_http = true permits http:// for local testing only)" : "must be an https:// URL")
+            return nil
+        }
+        if components.user != nil || components.password != nil { t.issue(key, "must not carry credentials"); return nil }
+        if !allowQuery && (components.query != nil || components.fragment != nil) {
+            t.issue(key, "must not have a query string or fragment")
+            return nil
+        }
+        if components.fragment != nil { t.issue(key, "must not have a fragment"); return nil }
+        return url
+    }
+
+    private func formula(_ t: TOMLCursor, _ key: String, _ text: String) -> Formula? {
+        do {
+            return try Formula(parsing: text)
+        } catch {
+            t.issue(key, error.description)
+            return nil
+        }
+    }
+
+    private func hint(_ name: String, _ candidates: [String]) -> String {
+        DidYouMean.suggestion(for: name, among: candidates).map { "; did you mean '\($0)'?" } ?? ""
+    }
+
+    private func resolvePath(_ path: String) -> String {
+        if path.hasPrefix("/") || baseDirectory == "." || baseDirectory.isEmpty { return path }
+        return (baseDirectory as NSString).appendingPathComponent(path)
+    }
+}

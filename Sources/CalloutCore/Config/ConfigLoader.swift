@@ -1,0 +1,49 @@
+import Foundation
+import TOMLKit
+
+/// Reads `proxy.conf` (TOML) into a validated ``ProxyConfig``, reporting every problem at once.
+public enum ConfigLoader {
+    /// Where `check`, `serve` and the other commands look when `--config` is not given.
+    public static func defaultPath(environment: [String: String]) -> String {
+        environment["CALLOUT_PROXY_CONFIG"] ?? "proxy.conf"
+    }
+
+    /// Reads and validates the file at `path`. Relative key and CA paths inside it are resolved
+    /// against the file's folder.
+    public static func load(path: String) throws(ConfigError) -> ProxyConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw ConfigError(issues: [ConfigIssue(file: path, line: nil, keyPath: "", message: "configuration file \(reason)")])
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        return try load(text: text, file: path, baseDirectory: folder.isEmpty ? "." : folder)
+    }
+
+    /// Validates configuration text. `file` only labels the messages.
+    public static func load(text: String, file: String = "<memory>", baseDirectory: String = ".")
+        throws(ConfigError) -> ProxyConfig
+    {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(issues: [
+                ConfigIssue(
+                    file: file, line: error.source.begin.line, keyPath: "",
+                    message: "TOML syntax error at column \(error.source.begin.column): \(error.description)")
+            ])
+        } catch {
+            throw ConfigError(issues: [ConfigIssue(file: file, line: nil, keyPath: "", message: "TOML syntax error: \(error)")])
+        }
+        let report = ConfigReport(file: file, index: TOMLLineIndex(text: text))
+        let builder = ConfigBuilder(report: report, baseDirectory: baseDirectory)
+        let config = builder.build(TOMLCursor(root, path: "", report: report), file: file)
+        if !report.issues.isEmpty {
+            throw ConfigError(issues: report.issues.sorted { ($0.line ?? .max, $0.keyPath) < ($1.line ?? .max, $1.keyPath) })
+        }
+        return config
+    }
+}

@@ -1,0 +1,287 @@
+import Foundation
+
+/// The whole of a validated `proxy.conf`.
+///
+/// Built by ``ConfigLoader``; every value here has passed validation, so the server can use it
+/// without re-checking.
+public struct ProxyConfig: Sendable {
+    public var proxy: ProxySettings
+    public var callers: [CallerConfig]
+    public var certificates: [CertificateConfig]
+    public var externalCredentials: [ExternalCredentialConfig]
+    public var namedCredentials: [NamedCredentialConfig]
+    /// The file this configuration was read from ("<memory>" for text loaded directly).
+    public var sourceFile: String
+
+    public init(
+        proxy: ProxySettings = ProxySettings(),
+        callers: [CallerConfig] = [],
+        certificates: [CertificateConfig] = [],
+        externalCredentials: [ExternalCredentialConfig] = [],
+        namedCredentials: [NamedCredentialConfig] = [],
+        sourceFile: String = "<memory>"
+    ) {
+        self.proxy = proxy
+        self.callers = callers
+        self.certificates = certificates
+        self.externalCredentials = externalCredentials
+        self.namedCredentials = namedCredentials
+        self.sourceFile = sourceFile
+    }
+
+    /// Named credential by alias, case-insensitively (aliases travel in host names).
+    public func namedCredential(_ alias: some StringProtocol) -> NamedCredentialConfig? {
+        namedCredentials.first { $0.name.caseInsensitiveEquals(alias) }
+    }
+
+    public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
+        externalCredentials.first { $0.name.caseInsensitiveEquals(name) }
+    }
+
+    public func certificate(_ name: some StringProtocol) -> CertificateConfig? {
+        certificates.first { $0.name.caseInsensitiveEquals(name) }
+    }
+}
+
+/// `[proxy]`: listeners, caller trust and the named limits.
+public struct ProxySettings: Sendable, Equatable {
+    public var listen: HostPort = HostPort(host: "127.0.0.1", port: 8080)
+    public var adminListen: HostPort? = HostPort(host: "127.0.0.1", port: 9901)
+    public var trustedCallers: [CIDR] = [CIDR("127.0.0.1/32")!, CIDR("::1/128")!]
+    public var permissionSetsHeader: String = "X-Callout-Permission-Sets"
+    public var profileHeader: String = "X-Callout-Profile"
+    public var userHeaderPrefix: String = "X-Callout-User-"
+    public var principalHeader: String = "X-Callout-Principal"
+    /// Extra PEM trust roots for the identity providers and upstreams, added to the system's.
+    public var caFile: String?
+    /// Whole callout budget, from the request head to the last upstream byte: 1...120.
+    public var requestTimeoutSeconds: Int = 10
+    /// Connect timeout for upstreams and identity providers.
+    public var connectTimeoutSeconds: Int = 5
+    /// Request line plus header block, in bytes; larger → 431.
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// Request body, in bytes; larger → 413.
+    public var maxRequestBodyBytes: Int = 1024 * 1024 * 1024
+    /// Bodies up to this size are kept so the request can be replayed after a token refresh.
+    public var retryBodyBufferBytes: Int = 1024 * 1024
+    /// How long a client may take to send a complete request head.
+    public var headerReadTimeoutSeconds: Int = 10
+    /// How long a keep-alive connection may sit idle between requests.
+    public var idleTimeoutSeconds: Int = 60
+    /// Open client connections at once; further connections are closed at accept.
+    public var maxConnections: Int = 10_000
+    /// Token cache entries (external credential × principal × scope × claims), LRU-evicted.
+    public var maxCachedTokens: Int = 10_000
+    /// Share of a token's lifetime after which the next use refreshes it in the background.
+    public var tokenRefreshAheadRatio: Double = 0.8
+    /// A token is never served this close to its expiry.
+    public var tokenExpirySkewSeconds: Int = 10
+    /// Lifetime assumed when the identity provider sends no `expires_in` and the token is opaque.
+    public var defaultTokenLifetimeSeconds: Int = 300
+    /// Longest evaluated formula value, in characters.
+    public var maxFormulaValueLength: Int = 1300
+    /// In-flight callouts get this long to finish on SIGTERM.
+    public var shutdownGraceSeconds: Int = 15
+    /// Permit `http://` identity provider and endpoint URLs. For local testing only.
+    public var allowInsecureHTTP: Bool = false
+    /// When set, admin endpoints require `Authorization: Bearer <token>` whose SHA-256 is this.
+    public var adminTokenSHA256: [UInt8]?
+    /// `/readyz` waits until every external credential has fetched a token once.
+    public var readyRequiresTokens: Bool = false
+
+    public init() {}
+}
+
+/// `[[caller]]`: a client that authenticates to the proxy with `Proxy-Authorization`.
+public struct CallerConfig: Sendable, Equatable {
+    public var name: String
+    /// SHA-256 of the bearer token, or of `user:password` for Basic.
+    public var tokenSHA256: [UInt8]
+    public var permissionSets: [String]
+    public var profile: String?
+    public var user: [String: String]
+    /// Whether this caller's identity headers are believed (they are ignored otherwise).
+    public var trustIdentityHeaders: Bool
+
+    public init(
+        name: String, tokenSHA256: [UInt8], permissionSets: [String] = [], profile: String? = nil,
+        user: [String: String] = [:], trustIdentityHeaders: Bool = false
+    ) {
+        self.name = name
+        self.tokenSHA256 = tokenSHA256
+        self.permissionSets = permissionSets
+        self.profile = profile
+        self.user = user
+        self.trustIdentityHeaders = trustIdentityHeaders
+    }
+}
+
+/// `[[certificate]]`: a key pair from "Certificate and Key Management".
+public struct CertificateConfig: Sendable, Equatable {
+    public var name: String
+    /// Absolute, or relative to the configuration file's folder.
+    public var privateKeyFile: String
+    public var certificateFile: String?
+    /// Environment variable holding the passphrase of an encrypted PKCS#8 key.
+    public var privateKeyPassphraseEnv: String?
+
+    public init(
+        name: String, privateKeyFile: String, certificateFile: String? = nil,
+        privateKeyPassphraseEnv: String? = nil
+    ) {
+        self.name = name
+        self.privateKeyFile = privateKeyFile
+        self.certificateFile = certificateFile
+        self.privateKeyPassphraseEnv = privateKeyPassphraseEnv
+    }
+}
+
+/// One `[[...custom_header]]` entry.
+public struct CustomHeaderConfig: Sendable, Equatable {
+    public var name: String
+    public var value: Formula
+    public var sequenceNumber: Int
+
+    public init(name: String, value: Formula, sequenceNumber: Int) {
+        self.name = name
+        self.value = value
+        self.sequenceNumber = sequenceNumber
+    }
+}
+
+/// One identity an external credential can act as.
+public struct PrincipalConfig: Sendable, Equatable {
+    public var name: String
+    public var sequenceNumber: Int
+    public var clientId: String
+    public var permissionSets: [String]
+    public var profiles: [String]
+
+    public init(
+        name: String, sequenceNumber: Int, clientId: String, permissionSets: [String] = [],
+        profiles: [String] = []
+    ) {
+        self.name = name
+        self.sequenceNumber = sequenceNumber
+        self.clientId = clientId
+        self.permissionSets = permissionSets
+        self.profiles = profiles
+    }
+}
+
+/// `[[external_credential]]`: how to authenticate (OAuth 2.0 client credentials + JWT assertion).
+public struct ExternalCredentialConfig: Sendable, Equatable {
+    public var name: String
+    public var label: String
+    public var identityProviderURL: URL
+    public var signingCertificate: String
+    public var signingAlgorithm: SigningAlgorithm
+    public var scope: Formula?
+    /// Besides 401, which always refreshes.
+    public var additionalRefreshStatusCodes: [Int]
+    public var jwtExpirationSeconds: Int
+    /// Body claims in file order: override the defaults or add custom claims.
+    public var jwtClaims: [(name: String, value: Formula)]
+    /// Header parameters in file order (`kid`, ...).
+    public var jwtHeader: [(name: String, value: Formula)]
+    public var customHeaders: [CustomHeaderConfig]
+    /// Sorted by sequence number (lowest first), whatever the file order.
+    public var principals: [PrincipalConfig]
+    /// Optional `[[certificate]]` presented as a TLS client certificate to the identity provider.
+    public var identityProviderClientCertificate: String?
+
+    public init(
+        name: String, label: String? = nil, identityProviderURL: URL, signingCertificate: String,
+        signingAlgorithm: SigningAlgorithm = .rs256, scope: Formula? = nil,
+        additionalRefreshStatusCodes: [Int] = [], jwtExpirationSeconds: Int = 120,
+        jwtClaims: [(name: String, value: Formula)] = [],
+        jwtHeader: [(name: String, value: Formula)] = [],
+        customHeaders: [CustomHeaderConfig] = [], principals: [PrincipalConfig] = [],
+        identityProviderClientCertificate: String? = nil
+    ) {
+        self.name = name
+        self.label = label ?? name
+        self.identityProviderURL = identityProviderURL
+        self.signingCertificate = signingCertificate
+        self.signingAlgorithm = signingAlgorithm
+        self.scope = scope
+        self.additionalRefreshStatusCodes = additionalRefreshStatusCodes
+        self.jwtExpirationSeconds = jwtExpirationSeconds
+        self.jwtClaims = jwtClaims
+        self.jwtHeader = jwtHeader
+        self.customHeaders = customHeaders
+        self.principals = principals.sorted { $0.sequenceNumber < $1.sequenceNumber }
+        self.identityProviderClientCertificate = identityProviderClientCertificate
+    }
+
+    /// 401 plus the additional codes: the statuses that trigger a refresh and one retry.
+    public func isRefreshStatus(_ status: Int) -> Bool {
+        status == 401 || additionalRefreshStatusCodes.contains(status)
+    }
+
+    public func principal(_ name: some StringProtocol) -> PrincipalConfig? {
+        principals.first { $0.name.caseInsensitiveEquals(name) }
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.name == rhs.name && lhs.label == rhs.label
+            && lhs.identityProviderURL == rhs.identityProviderURL
+            && lhs.signingCertificate == rhs.signingCertificate
+            && lhs.signingAlgorithm == rhs.signingAlgorithm && lhs.scope == rhs.scope
+            && lhs.additionalRefreshStatusCodes == rhs.additionalRefreshStatusCodes
+            && lhs.jwtExpirationSeconds == rhs.jwtExpirationSeconds
+            && lhs.jwtClaims.elementsEqual(rhs.jwtClaims, by: { $0 == $1 })
+            && lhs.jwtHeader.elementsEqual(rhs.jwtHeader, by: { $0 == $1 })
+            && lhs.customHeaders == rhs.customHeaders && lhs.principals == rhs.principals
+            && lhs.identityProviderClientCertificate == rhs.identityProviderClientCertificate
+    }
+}
+
+/// `[[named_credential]]`: an alias for an HTTPS endpoint and the credential that authenticates it.
+public struct NamedCredentialConfig: Sendable, Equatable {
+    public var name: String
+    public var label: String
+    /// Scheme, host, optional port and base path; never a query or fragment.
+    public var url: URL
+    public var externalCredential: String
+    public var enabled: Bool
+    public var generateAuthorizationHeader: Bool
+    public var allowFormulasInHeaders: Bool
+    public var allowFormulasInBody: Bool
+    /// Optional `[[certificate]]` presented as a TLS client certificate to the endpoint.
+    public var clientCertificate: String?
+    public var customHeaders: [CustomHeaderConfig]
+
+    public init(
+        name: String, label: String? = nil, url: URL, externalCredential: String,
+        enabled: Bool = true, generateAuthorizationHeader: Bool = true,
+        allowFormulasInHeaders: Bool = false, allowFormulasInBody: Bool = false,
+        clientCertificate: String? = nil, customHeaders: [CustomHeaderConfig] = []
+    ) {
+        self.name = name
+        self.label = label ?? name
+        self.url = url
+        self.externalCredential = externalCredential
+        self.enabled = enabled
+        self.generateAuthorizationHeader = generateAuthorizationHeader
+        self.allowFormulasInHeaders = allowFormulasInHeaders
+        self.allowFormulasInBody = allowFormulasInBody
+        self.clientCertificate = clientCertificate
+        self.customHeaders = customHeaders
+    }
+}
+
+extension StringProtocol {
+    /// ASCII case-insensitive comparison, without allocating.
+    public func caseInsensitiveEquals(_ other: some StringProtocol) -> Bool {
+        let a = self.utf8
+        let b = other.utf8
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x != y {
+            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
+            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
+    }
+}
