@@ -90,67 +90,184 @@ func variant(_ old: String, _ new: String) -> String {
 
     static let ruleCases: [Case] = [
         // Names
-        Case(text: variant("name = \"Acme_API\"", "name = \"1Acme\""), keyPath: "external_credential[0].name", fragment: "begin with a letter"),
-        Case(text: variant("name = \"Acme_API\"", "name = \"Acme API\""), keyPath: "external_credential[0].name", fragment: "spaces"),
-        Case(text: variant("name = \"Acme_API\"", "name = \"Acme_\""), keyPath: "external_credential[0].name", fragment: "end with an underscore"),
-        Case(text: variant("name = \"Acme_API\"", "name = \"Acme__API\""), keyPath: "external_credential[0].name", fragment: "two consecutive underscores"),
-        Case(text: variant("name = \"Acme_API\"", "name = \"Acme-API\""), keyPath: "external_credential[0].name", fragment: "letters, digits and underscores"),
-        Case(text: variant("name = \"Acme_API\"", "name = \"A\(String(repeating: "b", count: 80))\""), keyPath: "external_credential[0].name", fragment: "at most 80"),
-        Case(text: variant("name = \"Acme_API\"", "name = \"Acme_API\"\nlabel = \"\(String(repeating: "L", count: 81))\""), keyPath: "external_credential[0].label", fragment: "at most 80"),
-        Case(text: variant("name = \"Reader\"", "name = \"Admin\""), keyPath: "external_credential[0].principal[1].name", fragment: "already named 'Admin'"),
-        Case(text: validConfig + "\n[[certificate]]\nname = \"acme_signing\"\nprivate_key_file = \"x\"\n", keyPath: "certificate[1].name", fragment: "already named"),
-        Case(text: variant("name = \"Acme\"", "name = \"\""), keyPath: "named_credential[0].name", fragment: "must not be empty"),
+        Case(
+            text: variant("name = \"Acme_API\"", "name = \"1Acme\""), keyPath: "external_credential[0].name",
+            fragment: "begin with a letter"),
+        Case(
+            text: variant("name = \"Acme_API\"", "name = \"Acme API\""), keyPath: "external_credential[0].name",
+            fragment: "spaces"),
+        Case(
+            text: variant("name = \"Acme_API\"", "name = \"Acme_\""), keyPath: "external_credential[0].name",
+            fragment: "end with an underscore"),
+        Case(
+            text: variant("name = \"Acme_API\"", "name = \"Acme__API\""), keyPath: "external_credential[0].name",
+            fragment: "two consecutive underscores"),
+        Case(
+            text: variant("name = \"Acme_API\"", "name = \"Acme-API\""), keyPath: "external_credential[0].name",
+            fragment: "letters, digits and underscores"),
+        Case(
+            text: variant("name = \"Acme_API\"", "name = \"A\(String(repeating: "b", count: 80))\""),
+            keyPath: "external_credential[0].name", fragment: "at most 80"),
+        Case(
+            text: variant(
+                "name = \"Acme_API\"", "name = \"Acme_API\"\nlabel = \"\(String(repeating: "L", count: 81))\""),
+            keyPath: "external_credential[0].label", fragment: "at most 80"),
+        Case(
+            text: variant("name = \"Reader\"", "name = \"Admin\""), keyPath: "external_credential[0].principal[1].name",
+            fragment: "already named 'Admin'"),
+        Case(
+            text: validConfig + "\n[[certificate]]\nname = \"acme_signing\"\nprivate_key_file = \"x\"\n",
+            keyPath: "certificate[1].name", fragment: "already named"),
+        Case(
+            text: variant("name = \"Acme\"", "name = \"\""), keyPath: "named_credential[0].name",
+            fragment: "must not be empty"),
         // URLs
-        Case(text: variant("https://idp.acme.example/oauth2/token", "http://idp.acme.example/token"), keyPath: "external_credential[0].identity_provider_url", fragment: "https://"),
-        Case(text: variant("https://api.acme.example/v2", "https://api.acme.example/v2?key=1"), keyPath: "named_credential[0].url", fragment: "query string"),
-        Case(text: variant("https://api.acme.example/v2", "https://api.acme.example/v2#frag"), keyPath: "named_credential[0].url", fragment: "fragment"),
-        Case(text: variant("https://api.acme.example/v2", "api.acme.example/v2"), keyPath: "named_credential[0].url", fragment: "not an absolute URL"),
-        Case(text: variant("https://api.acme.example/v2", "https://user:pw@api.acme.example/v2"), keyPath: "named_credential[0].url", fragment: "credentials"),
+        Case(
+            text: variant("https://idp.acme.example/oauth2/token", "http://idp.acme.example/token"),
+            keyPath: "external_credential[0].identity_provider_url", fragment: "https://"),
+        Case(
+            text: variant("https://api.acme.example/v2", "https://api.acme.example/v2?key=1"),
+            keyPath: "named_credential[0].url", fragment: "query string"),
+        Case(
+            text: variant("https://api.acme.example/v2", "https://api.acme.example/v2#frag"),
+            keyPath: "named_credential[0].url", fragment: "fragment"),
+        Case(
+            text: variant("https://api.acme.example/v2", "api.acme.example/v2"), keyPath: "named_credential[0].url",
+            fragment: "not an absolute URL"),
+        Case(
+            text: variant("https://api.acme.example/v2", "https://user:pw@api.acme.example/v2"),
+            keyPath: "named_credential[0].url", fragment: "credentials"),
         // Algorithm, status codes, expiration
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nsigning_algorithm = \"HS256\""), keyPath: "external_credential[0].signing_algorithm", fragment: "RS256"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [500]"), keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "5xx are server faults"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [401]"), keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "401 always refreshes"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [403, 403]"), keyPath: "external_credential[0].additional_refresh_status_codes[1]", fragment: "listed twice"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [200]"), keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "400-499 or 600-999"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [\"403\"]"), keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "must be an integer"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\njwt_expiration_seconds = 0"), keyPath: "external_credential[0].jwt_expiration_seconds", fragment: "between 1 and 3600"),
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nauthentication_flow = \"password\""), keyPath: "external_credential[0].authentication_flow", fragment: "not supported"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nsigning_algorithm = \"HS256\""),
+            keyPath: "external_credential[0].signing_algorithm", fragment: "RS256"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [500]"),
+            keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "5xx are server faults"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [401]"),
+            keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "401 always refreshes"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [403, 403]"),
+            keyPath: "external_credential[0].additional_refresh_status_codes[1]", fragment: "listed twice"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [200]"),
+            keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "400-499 or 600-999"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [\"403\"]"),
+            keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "must be an integer"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\njwt_expiration_seconds = 0"),
+            keyPath: "external_credential[0].jwt_expiration_seconds", fragment: "between 1 and 3600"),
+        Case(
+            text: variant(
+                "signing_certificate = \"Acme_Signing\"",
+                "signing_certificate = \"Acme_Signing\"\nauthentication_flow = \"password\""),
+            keyPath: "external_credential[0].authentication_flow", fragment: "not supported"),
         // Principals
-        Case(text: variant("sequence_number = 2", "sequence_number = 1"), keyPath: "external_credential[0].principal[1].sequence_number", fragment: "already used by principal 'Reader'"),
-        Case(text: variant("sequence_number = 2", "sequence_number = 0"), keyPath: "external_credential[0].principal[0].sequence_number", fragment: "positive"),
-        Case(text: variant("sequence_number = 2\n", ""), keyPath: "external_credential[0].principal[0].sequence_number", fragment: "is required"),
-        Case(text: variant("client_id = \"acme-reader\"", "client_id = \"\""), keyPath: "external_credential[0].principal[0].client_id", fragment: "must not be empty"),
-        Case(text: variant("permission_sets = [\"Readers\"]", "permission_sets = []"), keyPath: "external_credential[0].principal[0]", fragment: "no caller could ever use it"),
+        Case(
+            text: variant("sequence_number = 2", "sequence_number = 1"),
+            keyPath: "external_credential[0].principal[1].sequence_number",
+            fragment: "already used by principal 'Reader'"),
+        Case(
+            text: variant("sequence_number = 2", "sequence_number = 0"),
+            keyPath: "external_credential[0].principal[0].sequence_number", fragment: "positive"),
+        Case(
+            text: variant("sequence_number = 2\n", ""), keyPath: "external_credential[0].principal[0].sequence_number",
+            fragment: "is required"),
+        Case(
+            text: variant("client_id = \"acme-reader\"", "client_id = \"\""),
+            keyPath: "external_credential[0].principal[0].client_id", fragment: "must not be empty"),
+        Case(
+            text: variant("permission_sets = [\"Readers\"]", "permission_sets = []"),
+            keyPath: "external_credential[0].principal[0]", fragment: "no caller could ever use it"),
         // References
-        Case(text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signin\""), keyPath: "external_credential[0].signing_certificate", fragment: "did you mean 'Acme_Signing'"),
-        Case(text: variant("external_credential = \"Acme_API\"", "external_credential = \"Nope\""), keyPath: "named_credential[0].external_credential", fragment: "no [[external_credential]] is named 'Nope'"),
-        Case(text: variant("external_credential = \"Acme_API\"", "external_credential = \"Acme_API\"\nclient_certificate = \"Missing\""), keyPath: "named_credential[0].client_certificate", fragment: "no [[certificate]] is named 'Missing'"),
+        Case(
+            text: variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signin\""),
+            keyPath: "external_credential[0].signing_certificate", fragment: "did you mean 'Acme_Signing'"),
+        Case(
+            text: variant("external_credential = \"Acme_API\"", "external_credential = \"Nope\""),
+            keyPath: "named_credential[0].external_credential", fragment: "no [[external_credential]] is named 'Nope'"),
+        Case(
+            text: variant(
+                "external_credential = \"Acme_API\"",
+                "external_credential = \"Acme_API\"\nclient_certificate = \"Missing\""),
+            keyPath: "named_credential[0].client_certificate", fragment: "no [[certificate]] is named 'Missing'"),
         // Unknown keys and types
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nrequest_timeout_secs = 5"), keyPath: "proxy.request_timeout_secs", fragment: "did you mean 'request_timeout_seconds'"),
-        Case(text: variant("client_id = \"acme-reader\"", "client_id = \"acme-reader\"\nsequence = 3"), keyPath: "external_credential[0].principal[0].sequence", fragment: "unknown key"),
-        Case(text: validConfig + "\n[[named_credentails]]\nname = \"X\"\n", keyPath: "named_credentails", fragment: "did you mean 'named_credential'"),
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1\""), keyPath: "proxy.listen", fragment: "HOST:PORT"),
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = 8080"), keyPath: "proxy.listen", fragment: "must be a string"),
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nrequest_timeout_seconds = 121"), keyPath: "proxy.request_timeout_seconds", fragment: "between 1 and 120"),
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\ntrusted_callers = [\"10.0.0.0/33\"]"), keyPath: "proxy.trusted_callers[0]", fragment: "not an address or CIDR"),
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nprofile_header = \"Bad Header\""), keyPath: "proxy.profile_header", fragment: "valid HTTP header name"),
-        Case(text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nadmin_token_sha256 = \"abc\""), keyPath: "proxy.admin_token_sha256", fragment: "64 hexadecimal"),
+        Case(
+            text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nrequest_timeout_secs = 5"),
+            keyPath: "proxy.request_timeout_secs", fragment: "did you mean 'request_timeout_seconds'"),
+        Case(
+            text: variant("client_id = \"acme-reader\"", "client_id = \"acme-reader\"\nsequence = 3"),
+            keyPath: "external_credential[0].principal[0].sequence", fragment: "unknown key"),
+        Case(
+            text: validConfig + "\n[[named_credentails]]\nname = \"X\"\n", keyPath: "named_credentails",
+            fragment: "did you mean 'named_credential'"),
+        Case(
+            text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1\""), keyPath: "proxy.listen",
+            fragment: "HOST:PORT"),
+        Case(
+            text: variant("listen = \"127.0.0.1:8080\"", "listen = 8080"), keyPath: "proxy.listen",
+            fragment: "must be a string"),
+        Case(
+            text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nrequest_timeout_seconds = 121"),
+            keyPath: "proxy.request_timeout_seconds", fragment: "between 1 and 120"),
+        Case(
+            text: variant(
+                "listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\ntrusted_callers = [\"10.0.0.0/33\"]"),
+            keyPath: "proxy.trusted_callers[0]", fragment: "not an address or CIDR"),
+        Case(
+            text: variant(
+                "listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nprofile_header = \"Bad Header\""),
+            keyPath: "proxy.profile_header", fragment: "valid HTTP header name"),
+        Case(
+            text: variant("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nadmin_token_sha256 = \"abc\""),
+            keyPath: "proxy.admin_token_sha256", fragment: "64 hexadecimal"),
         // Custom headers
-        Case(text: validConfig + "\n  [[named_credential.custom_header]]\n  name = \"Host\"\n  value = \"x\"\n", keyPath: "named_credential[0].custom_header[0].name", fragment: "managed by the proxy"),
-        Case(text: validConfig + "\n  [[named_credential.custom_header]]\n  name = \"Bad Name\"\n  value = \"x\"\n", keyPath: "named_credential[0].custom_header[0].name", fragment: "not a valid HTTP header name"),
+        Case(
+            text: validConfig + "\n  [[named_credential.custom_header]]\n  name = \"Host\"\n  value = \"x\"\n",
+            keyPath: "named_credential[0].custom_header[0].name", fragment: "managed by the proxy"),
+        Case(
+            text: validConfig + "\n  [[named_credential.custom_header]]\n  name = \"Bad Name\"\n  value = \"x\"\n",
+            keyPath: "named_credential[0].custom_header[0].name", fragment: "not a valid HTTP header name"),
         // Callers
-        Case(text: validConfig + "\n[[caller]]\nname = \"svc\"\ntoken_sha256 = \"zz\"\npermission_sets = [\"A\"]\n", keyPath: "caller[0].token_sha256", fragment: "64 hexadecimal"),
-        Case(text: validConfig + "\n[[caller]]\nname = \"svc\"\ntoken_sha256 = \"\(String(repeating: "a", count: 64))\"\n", keyPath: "caller[0]", fragment: "grants nothing"),
+        Case(
+            text: validConfig + "\n[[caller]]\nname = \"svc\"\ntoken_sha256 = \"zz\"\npermission_sets = [\"A\"]\n",
+            keyPath: "caller[0].token_sha256", fragment: "64 hexadecimal"),
+        Case(
+            text: validConfig
+                + "\n[[caller]]\nname = \"svc\"\ntoken_sha256 = \"\(String(repeating: "a", count: 64))\"\n",
+            keyPath: "caller[0]", fragment: "grants nothing"),
         // Required keys
-        Case(text: variant("url = \"https://api.acme.example/v2\"\n", ""), keyPath: "named_credential[0].url", fragment: "is required"),
-        Case(text: variant("client_id = \"acme-admin\"\n", ""), keyPath: "external_credential[0].principal[1].client_id", fragment: "is required"),
+        Case(
+            text: variant("url = \"https://api.acme.example/v2\"\n", ""), keyPath: "named_credential[0].url",
+            fragment: "is required"),
+        Case(
+            text: variant("client_id = \"acme-admin\"\n", ""), keyPath: "external_credential[0].principal[1].client_id",
+            fragment: "is required"),
     ]
 
     @Test(arguments: ruleCases)
     func ruleIsEnforced(_ c: Case) {
         let found = issues(c.text)
         let match = found.first { $0.keyPath == c.keyPath && $0.message.contains(c.fragment) }
-        #expect(match != nil, "expected \(c.keyPath): …\(c.fragment)…, got:\n\(found.map(\.description).joined(separator: "\n"))")
+        #expect(
+            match != nil,
+            "expected \(c.keyPath): …\(c.fragment)…, got:\n\(found.map(\.description).joined(separator: "\n"))")
         if let match {
             #expect(match.description.contains("\(c.keyPath): "))
             #expect(match.line != nil, "no line for \(c.keyPath)")
@@ -168,9 +285,13 @@ func variant(_ old: String, _ new: String) -> String {
     @Test func linesPointAtTheOffendingKey() {
         let text = variant("sequence_number = 2", "sequence_number = 0")
         let issue = issues(text).first { $0.keyPath.hasSuffix("sequence_number") }
-        let expectedLine = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("sequence_number = 0") }.map { $0 + 1 }
+        let expectedLine = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex {
+            $0.contains("sequence_number = 0")
+        }.map { $0 + 1 }
         #expect(issue?.line == expectedLine)
-        #expect(issue?.description.hasPrefix("test.conf:\(expectedLine ?? 0): external_credential[0].principal[0].sequence_number: ") == true)
+        #expect(
+            issue?.description.hasPrefix(
+                "test.conf:\(expectedLine ?? 0): external_credential[0].principal[0].sequence_number: ") == true)
     }
 
     @Test func insecureHTTPNeedsTheEscapeHatch() throws {
@@ -181,12 +302,15 @@ func variant(_ old: String, _ new: String) -> String {
     }
 
     @Test func relativePathsResolveAgainstTheConfigFolder() throws {
-        let config = try ConfigLoader.load(text: validConfig, file: "/etc/callout/proxy.conf", baseDirectory: "/etc/callout")
+        let config = try ConfigLoader.load(
+            text: validConfig, file: "/etc/callout/proxy.conf", baseDirectory: "/etc/callout")
         #expect(config.certificates[0].privateKeyFile == "/etc/callout/keys/acme.key")
     }
 
     @Test func refreshStatusIncludes401AndAdditionalCodes() throws {
-        let text = variant("signing_certificate = \"Acme_Signing\"", "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [403, 499]")
+        let text = variant(
+            "signing_certificate = \"Acme_Signing\"",
+            "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [403, 499]")
         let credential = try ConfigLoader.load(text: text).externalCredentials[0]
         #expect(credential.isRefreshStatus(401))
         #expect(credential.isRefreshStatus(403))
@@ -196,15 +320,16 @@ func variant(_ old: String, _ new: String) -> String {
     }
 
     @Test func callerAndInlineUserTable() throws {
-        let text = validConfig + """
+        let text =
+            validConfig + """
 
-            [[caller]]
-            name = "billing_service"
-            token_sha256 = "\(String(repeating: "ab", count: 32))"
-            permission_sets = ["Billing"]
-            profile = "Integration"
-            user = { Department = "Finance" }
-            """
+                [[caller]]
+                name = "billing_service"
+                token_sha256 = "\(String(repeating: "ab", count: 32))"
+                permission_sets = ["Billing"]
+                profile = "Integration"
+                user = { Department = "Finance" }
+                """
         let config = try ConfigLoader.load(text: text)
         #expect(config.callers[0].user == ["Department": "Finance"])
         #expect(config.callers[0].tokenSHA256.count == 32)
@@ -253,5 +378,13 @@ func variant(_ old: String, _ new: String) -> String {
     @Test func didYouMean() {
         #expect(DidYouMean.suggestion(for: "listn", among: ["listen", "admin_listen"]) == "listen")
         #expect(DidYouMean.suggestion(for: "zzz", among: ["listen"]) == nil)
+    }
+}
+
+@Suite struct AddressFormattingTests {
+    @Test func ipv6IsCompressed() {
+        #expect(CIDR("::1/128")?.description == "::1/128")
+        #expect(CIDR("fd00::/8")?.description == "fd00::/8")
+        #expect(CIDR("2001:db8:0:0:1:0:0:1")?.description == "2001:db8::1:0:0:1/128")
     }
 }

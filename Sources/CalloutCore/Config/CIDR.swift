@@ -108,6 +108,22 @@ public enum IPAddress {
         for i in stride(from: 0, to: bytes.count, by: 2) {
             groups.append(String(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]), radix: 16))
         }
-        return groups.joined(separator: ":")
+        // Compress the longest run of two or more zero groups (RFC 5952).
+        var best = (start: -1, length: 0)
+        var i = 0
+        while i < groups.count {
+            guard groups[i] == "0" else {
+                i += 1
+                continue
+            }
+            var j = i
+            while j < groups.count, groups[j] == "0" { j += 1 }
+            if j - i > best.length { best = (i, j - i) }
+            i = j
+        }
+        guard best.length >= 2 else { return groups.joined(separator: ":") }
+        let head = groups[..<best.start].joined(separator: ":")
+        let tail = groups[(best.start + best.length)...].joined(separator: ":")
+        return head + "::" + tail
     }
 }

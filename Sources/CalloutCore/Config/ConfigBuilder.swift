@@ -18,8 +18,12 @@ struct ConfigBuilder {
         config.callers = callerCursors.compactMap(caller)
         config.certificates = certificateCursors.compactMap(certificate)
         let maxValue = config.proxy.maxFormulaValueLength
-        config.externalCredentials = externalCursors.compactMap { externalCredential($0, insecure: config.proxy.allowInsecureHTTP, maxValue: maxValue) }
-        config.namedCredentials = namedCursors.compactMap { namedCredential($0, insecure: config.proxy.allowInsecureHTTP) }
+        config.externalCredentials = externalCursors.compactMap {
+            externalCredential($0, insecure: config.proxy.allowInsecureHTTP, maxValue: maxValue)
+        }
+        config.namedCredentials = namedCursors.compactMap {
+            namedCredential($0, insecure: config.proxy.allowInsecureHTTP)
+        }
 
         unique(callerCursors, config.callers.map(\.name), kind: "caller")
         unique(certificateCursors, config.certificates.map(\.name), kind: "certificate")
@@ -34,7 +38,11 @@ struct ConfigBuilder {
     private func settings(_ t: TOMLCursor) -> ProxySettings {
         var s = ProxySettings()
         if let v = t.string("listen") {
-            if let hp = HostPort(parsing: v) { s.listen = hp } else { t.issue("listen", "must be HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)") }
+            if let hp = HostPort(parsing: v) {
+                s.listen = hp
+            } else {
+                t.issue("listen", "must be HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)")
+            }
         }
         if t.has("admin_listen"), let v = t.string("admin_listen") {
             if v.isEmpty || v == "off" {
@@ -48,14 +56,25 @@ struct ConfigBuilder {
         if let list = t.stringArray("trusted_callers") {
             s.trustedCallers = []
             for (i, entry) in list.enumerated() {
-                if let cidr = CIDR(entry) { s.trustedCallers.append(cidr) } else {
-                    report.add("\(t.keyPath("trusted_callers"))[\(i)]", "'\(entry)' is not an address or CIDR block (e.g. 10.0.0.0/8, ::1/128)")
+                if let cidr = CIDR(entry) {
+                    s.trustedCallers.append(cidr)
+                } else {
+                    report.add(
+                        "\(t.keyPath("trusted_callers"))[\(i)]",
+                        "'\(entry)' is not an address or CIDR block (e.g. 10.0.0.0/8, ::1/128)")
                 }
             }
         }
-        for (key, keyPath) in [("permission_sets_header", \ProxySettings.permissionSetsHeader), ("profile_header", \.profileHeader), ("user_header_prefix", \.userHeaderPrefix), ("principal_header", \.principalHeader)] {
+        for (key, keyPath) in [
+            ("permission_sets_header", \ProxySettings.permissionSetsHeader), ("profile_header", \.profileHeader),
+            ("user_header_prefix", \.userHeaderPrefix), ("principal_header", \.principalHeader),
+        ] {
             if let v = t.string(key) {
-                if HeaderRules.isToken(v) { s[keyPath: keyPath] = v } else { t.issue(key, "must be a valid HTTP header name") }
+                if HeaderRules.isToken(v) {
+                    s[keyPath: keyPath] = v
+                } else {
+                    t.issue(key, "must be a valid HTTP header name")
+                }
             }
         }
         if let v = t.string("ca_file") { s.caFile = resolvePath(v) }
@@ -75,7 +94,9 @@ struct ConfigBuilder {
         if let v = t.int("shutdown_grace_seconds", in: 0...600) { s.shutdownGraceSeconds = v }
         if let v = t.bool("allow_insecure_http") { s.allowInsecureHTTP = v }
         if let v = t.string("admin_token_sha256") {
-            if let digest = Hex.decode(v), digest.count == 32 { s.adminTokenSHA256 = digest } else {
+            if let digest = Hex.decode(v), digest.count == 32 {
+                s.adminTokenSHA256 = digest
+            } else {
                 t.issue("admin_token_sha256", "must be 64 hexadecimal characters (the SHA-256 of the admin token)")
             }
         }
@@ -90,8 +111,12 @@ struct ConfigBuilder {
         let name = validName(t, "name")
         var digest: [UInt8]? = nil
         if let v = t.requiredString("token_sha256") {
-            if let d = Hex.decode(v), d.count == 32 { digest = d } else {
-                t.issue("token_sha256", "must be 64 hexadecimal characters: the SHA-256 of the bearer token or of user:password")
+            if let d = Hex.decode(v), d.count == 32 {
+                digest = d
+            } else {
+                t.issue(
+                    "token_sha256",
+                    "must be 64 hexadecimal characters: the SHA-256 of the bearer token or of user:password")
             }
         }
         let sets = t.stringArray("permission_sets") ?? []
@@ -99,7 +124,9 @@ struct ConfigBuilder {
         var user: [String: String] = [:]
         if let u = t.table("user") {
             for (k, v) in u.stringEntries() {
-                if !HeaderRules.isToken(k) { u.issue(k, "user field names may contain only letters, digits, '-' and '_'") }
+                if !HeaderRules.isToken(k) {
+                    u.issue(k, "user field names may contain only letters, digits, '-' and '_'")
+                }
                 if HeaderRules.hasControlCharacters(v) { u.issue(k, "must not contain control characters") }
                 user[k] = v
             }
@@ -110,7 +137,9 @@ struct ConfigBuilder {
             t.issue(nil, "grants nothing: give permission_sets, a profile, or trust_identity_headers = true")
         }
         guard let name, let digest else { return nil }
-        return CallerConfig(name: name, tokenSHA256: digest, permissionSets: sets, profile: profile, user: user, trustIdentityHeaders: trust)
+        return CallerConfig(
+            name: name, tokenSHA256: digest, permissionSets: sets, profile: profile, user: user,
+            trustIdentityHeaders: trust)
     }
 
     private func certificate(_ t: TOMLCursor) -> CertificateConfig? {
@@ -123,7 +152,9 @@ struct ConfigBuilder {
         }
         t.rejectUnknownKeys()
         guard let name, let key else { return nil }
-        return CertificateConfig(name: name, privateKeyFile: resolvePath(key), certificateFile: cert.map(resolvePath), privateKeyPassphraseEnv: env)
+        return CertificateConfig(
+            name: name, privateKeyFile: resolvePath(key), certificateFile: cert.map(resolvePath),
+            privateKeyPassphraseEnv: env)
     }
 
     // MARK: - [[external_credential]]
@@ -137,12 +168,19 @@ struct ConfigBuilder {
         if let f = t.string("authentication_flow"), f != "client_credentials_jwt_assertion" {
             t.issue("authentication_flow", "'\(f)' is not supported; use \"client_credentials_jwt_assertion\"")
         }
-        let idp = t.requiredString("identity_provider_url").flatMap { validURL(t, "identity_provider_url", $0, insecure: insecure, allowQuery: true) }
+        let idp = t.requiredString("identity_provider_url").flatMap {
+            validURL(t, "identity_provider_url", $0, insecure: insecure, allowQuery: true)
+        }
         let signing = t.requiredString("signing_certificate")
         var algorithm = SigningAlgorithm.rs256
         if let a = t.string("signing_algorithm") {
-            if let parsed = SigningAlgorithm(rawValue: a.uppercased()) { algorithm = parsed } else {
-                t.issue("signing_algorithm", "'\(a)' is not supported; use one of \(SigningAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) (RS256 is the default)")
+            if let parsed = SigningAlgorithm(rawValue: a.uppercased()) {
+                algorithm = parsed
+            } else {
+                t.issue(
+                    "signing_algorithm",
+                    "'\(a)' is not supported; use one of \(SigningAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")) (RS256 is the default)"
+                )
             }
         }
         let scope = t.string("scope").flatMap { formula(t, "scope", $0) }
@@ -153,7 +191,9 @@ struct ConfigBuilder {
                 if code == 401 {
                     report.add(path, "401 always refreshes; leave it out")
                 } else if !((400...499).contains(code) || (600...999).contains(code)) {
-                    report.add(path, "\(code) is not allowed: use 400-499 or 600-999 (5xx are server faults, not stale tokens)")
+                    report.add(
+                        path, "\(code) is not allowed: use 400-499 or 600-999 (5xx are server faults, not stale tokens)"
+                    )
                 } else if codes.contains(code) {
                     report.add(path, "\(code) is listed twice")
                 } else {
@@ -171,7 +211,9 @@ struct ConfigBuilder {
         var header: [(name: String, value: Formula)] = []
         if let h = t.table("jwt_header") {
             for (k, v) in h.stringEntries() {
-                if k == "alg" || k == "typ" { h.issue(k, "is set by the proxy from signing_algorithm and cannot be overridden") }
+                if k == "alg" || k == "typ" {
+                    h.issue(k, "is set by the proxy from signing_algorithm and cannot be overridden")
+                }
                 if let f = formula(h, k, v) { header.append((k, f)) }
             }
         }
@@ -185,12 +227,16 @@ struct ConfigBuilder {
         var seenSequence: [Int: Int] = [:]
         for (i, p) in principals.enumerated() {
             if let other = seenSequence[p.sequenceNumber] {
-                report.add("\(principalCursors[i].path).sequence_number", "sequence number \(p.sequenceNumber) is already used by principal '\(principals[other].name)'")
+                report.add(
+                    "\(principalCursors[i].path).sequence_number",
+                    "sequence number \(p.sequenceNumber) is already used by principal '\(principals[other].name)'")
             } else {
                 seenSequence[p.sequenceNumber] = i
             }
         }
-        if principalCursors.isEmpty { t.issue("principal", "an external credential needs at least one [[...principal]]") }
+        if principalCursors.isEmpty {
+            t.issue("principal", "an external credential needs at least one [[...principal]]")
+        }
 
         guard let name, let idp, let signing else { return nil }
         return ExternalCredentialConfig(
@@ -202,7 +248,13 @@ struct ConfigBuilder {
 
     private func principal(_ t: TOMLCursor) -> PrincipalConfig? {
         let name = validName(t, "name")
-        let sequence = t.has("sequence_number") ? t.int("sequence_number") : { t.issue("sequence_number", "is required"); return nil }()
+        let sequence =
+            t.has("sequence_number")
+            ? t.int("sequence_number")
+            : {
+                t.issue("sequence_number", "is required")
+                return nil
+            }()
         if let s = sequence, s < 1 { t.issue("sequence_number", "must be a positive integer, got \(s)") }
         let clientId = t.requiredString("client_id")
         if let c = clientId, c.trimming(" \t").isEmpty { t.issue("client_id", "must not be empty") }
@@ -213,7 +265,8 @@ struct ConfigBuilder {
             t.issue(nil, "has no permission set and no profile, so no caller could ever use it")
         }
         guard let name, let sequence, sequence >= 1, let clientId, !clientId.isEmpty else { return nil }
-        return PrincipalConfig(name: name, sequenceNumber: sequence, clientId: clientId, permissionSets: sets, profiles: profiles)
+        return PrincipalConfig(
+            name: name, sequenceNumber: sequence, clientId: clientId, permissionSets: sets, profiles: profiles)
     }
 
     // MARK: - [[named_credential]]
@@ -272,7 +325,8 @@ struct ConfigBuilder {
         }
         for (cursor, credential) in zip(externalCursors, config.externalCredentials) where cursor.has("name") {
             checkCertificate(cursor, "signing_certificate", credential.signingCertificate)
-            checkCertificate(cursor, "identity_provider_client_certificate", credential.identityProviderClientCertificate)
+            checkCertificate(
+                cursor, "identity_provider_client_certificate", credential.identityProviderClientCertificate)
             let formulas: [(String, Formula)] =
                 (credential.scope.map { [("scope", $0)] } ?? [])
                 + credential.jwtClaims.map { ("jwt_claims.\($0.name)", $0.value) }
@@ -284,25 +338,38 @@ struct ConfigBuilder {
         }
         for (cursor, named) in zip(namedCursors, config.namedCredentials) {
             if config.externalCredential(named.externalCredential) == nil {
-                cursor.issue("external_credential", "no [[external_credential]] is named '\(named.externalCredential)'" + hint(named.externalCredential, config.externalCredentials.map(\.name)))
+                cursor.issue(
+                    "external_credential",
+                    "no [[external_credential]] is named '\(named.externalCredential)'"
+                        + hint(named.externalCredential, config.externalCredentials.map(\.name)))
             }
             checkCertificate(cursor, "client_certificate", named.clientCertificate)
             for (i, h) in named.customHeaders.enumerated() {
-                checkFormulaReferences(cursor, "custom_header[\(i)].value", h.value, config: config, inScope: named.externalCredential, secretsAllowed: named.allowFormulasInHeaders)
+                checkFormulaReferences(
+                    cursor, "custom_header[\(i)].value", h.value, config: config, inScope: named.externalCredential,
+                    secretsAllowed: named.allowFormulasInHeaders)
             }
         }
     }
 
-    private func checkFormulaReferences(_ cursor: TOMLCursor, _ key: String, _ f: Formula, config: ProxyConfig, inScope: String, secretsAllowed: Bool) {
+    private func checkFormulaReferences(
+        _ cursor: TOMLCursor, _ key: String, _ f: Formula, config: ProxyConfig, inScope: String, secretsAllowed: Bool
+    ) {
         for referenced in f.referencedCredentials.sorted() {
             if config.externalCredential(referenced) == nil {
-                cursor.issue(key, "formula refers to unknown external credential '\(referenced)'" + hint(referenced, config.externalCredentials.map(\.name)))
+                cursor.issue(
+                    key,
+                    "formula refers to unknown external credential '\(referenced)'"
+                        + hint(referenced, config.externalCredentials.map(\.name)))
             } else if !referenced.caseInsensitiveEquals(inScope) {
                 cursor.issue(key, "formula refers to '\(referenced)', but only '\(inScope)' is resolved here")
             }
         }
         if f.referencesSecrets && !secretsAllowed {
-            cursor.issue(key, "AccessToken and AuthorizationHeaderValue may be used only in custom headers of a named credential with allow_formulas_in_headers = true")
+            cursor.issue(
+                key,
+                "AccessToken and AuthorizationHeaderValue may be used only in custom headers of a named credential with allow_formulas_in_headers = true"
+            )
         }
     }
 
@@ -313,7 +380,8 @@ struct ConfigBuilder {
         for cursor in cursors {
             guard let name = cursor.table["name"]?.string, NameRules.problem(with: name) == nil else { continue }
             if !seen.insert(name.lowercased()).inserted {
-                cursor.issue("name", "another \(kind) is already named '\(name)' (names are unique, case-insensitively)")
+                cursor.issue(
+                    "name", "another \(kind) is already named '\(name)' (names are unique, case-insensitively)")
             }
         }
     }
@@ -329,7 +397,9 @@ struct ConfigBuilder {
 
     private func validLabel(_ t: TOMLCursor) -> String? {
         guard let label = t.string("label") else { return nil }
-        if label.count > NameRules.maxLabelLength { t.issue("label", "must be at most \(NameRules.maxLabelLength) characters") }
+        if label.count > NameRules.maxLabelLength {
+            t.issue("label", "must be at most \(NameRules.maxLabelLength) characters")
+        }
         return label
     }
 
@@ -342,15 +412,25 @@ struct ConfigBuilder {
         }
         if scheme != "https" {
             if scheme == "http" && insecure { return url }
-            t.issue(key, scheme == "http" ? "must use https:// (allow_insecure_http = true permits http:// for local testing only)" : "must be an https:// URL")
+            t.issue(
+                key,
+                scheme == "http"
+                    ? "must use https:// (allow_insecure_http = true permits http:// for local testing only)"
+                    : "must be an https:// URL")
             return nil
         }
-        if components.user != nil || components.password != nil { t.issue(key, "must not carry credentials"); return nil }
+        if components.user != nil || components.password != nil {
+            t.issue(key, "must not carry credentials")
+            return nil
+        }
         if !allowQuery && (components.query != nil || components.fragment != nil) {
             t.issue(key, "must not have a query string or fragment")
             return nil
         }
-        if components.fragment != nil { t.issue(key, "must not have a fragment"); return nil }
+        if components.fragment != nil {
+            t.issue(key, "must not have a fragment")
+            return nil
+        }
         return url
     }
 

@@ -16,7 +16,9 @@ public enum ConfigLoader {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
-            throw ConfigError(issues: [ConfigIssue(file: path, line: nil, keyPath: "", message: "configuration file \(reason)")])
+            throw ConfigError(issues: [
+                ConfigIssue(file: path, line: nil, keyPath: "", message: "configuration file \(reason)")
+            ])
         }
         let folder = (path as NSString).deletingLastPathComponent
         return try load(text: text, file: path, baseDirectory: folder.isEmpty ? "." : folder)
@@ -36,14 +38,18 @@ public enum ConfigLoader {
                     message: "TOML syntax error at column \(error.source.begin.column): \(error.description)")
             ])
         } catch {
-            throw ConfigError(issues: [ConfigIssue(file: file, line: nil, keyPath: "", message: "TOML syntax error: \(error)")])
+            throw ConfigError(issues: [
+                ConfigIssue(file: file, line: nil, keyPath: "", message: "TOML syntax error: \(error)")
+            ])
         }
         let report = ConfigReport(file: file, index: TOMLLineIndex(text: text))
         let builder = ConfigBuilder(report: report, baseDirectory: baseDirectory)
-        let config = builder.build(TOMLCursor(root, path: "", report: report), file: file)
+        var config = builder.build(TOMLCursor(root, path: "", report: report), file: file)
         if !report.issues.isEmpty {
-            throw ConfigError(issues: report.issues.sorted { ($0.line ?? .max, $0.keyPath) < ($1.line ?? .max, $1.keyPath) })
+            throw ConfigError(
+                issues: report.issues.sorted { ($0.line ?? .max, $0.keyPath) < ($1.line ?? .max, $1.keyPath) })
         }
+        config.sourceLines = report.index.lines
         return config
     }
 }

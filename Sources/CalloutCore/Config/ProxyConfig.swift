@@ -12,6 +12,8 @@ public struct ProxyConfig: Sendable {
     public var namedCredentials: [NamedCredentialConfig]
     /// The file this configuration was read from ("<memory>" for text loaded directly).
     public var sourceFile: String
+    /// Key path -> line, for problems found after loading (key files, reload diagnostics).
+    var sourceLines: [String: Int] = [:]
 
     public init(
         proxy: ProxySettings = ProxySettings(),
@@ -27,6 +29,17 @@ public struct ProxyConfig: Sendable {
         self.externalCredentials = externalCredentials
         self.namedCredentials = namedCredentials
         self.sourceFile = sourceFile
+    }
+
+    /// A problem with the value at `keyPath`, located in the file when the key is known.
+    public func issue(_ keyPath: String, _ message: String) -> ConfigIssue {
+        var candidate = keyPath
+        var line = sourceLines[candidate]
+        while line == nil, let cut = candidate.lastIndex(where: { $0 == "." || $0 == "[" }) {
+            candidate = String(candidate[..<cut])
+            line = sourceLines[candidate]
+        }
+        return ConfigIssue(file: sourceFile, line: line, keyPath: keyPath, message: message)
     }
 
     /// Named credential by alias, case-insensitively (aliases travel in host names).

@@ -146,7 +146,13 @@ struct TOMLLineIndex {
         var escaped = false
         for ch in text {
             if let q = quote {
-                if escaped { escaped = false } else if ch == "\\" && q == "\"" { escaped = true } else if ch == q { quote = nil }
+                if escaped {
+                    escaped = false
+                } else if ch == "\\" && q == "\"" {
+                    escaped = true
+                } else if ch == q {
+                    quote = nil
+                }
                 continue
             }
             switch ch {

@@ -1,0 +1,32 @@
+import ArgumentParser
+import CalloutCore
+import Foundation
+
+@main
+struct CalloutProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "callout-proxy",
+        abstract:
+            "An authenticated-callout forward proxy: OAuth 2.0 client credentials with a JWT assertion, injected for your apps.",
+        discussion: """
+            Apps send plain HTTP to a named credential (http://Acme/path through HTTP_PROXY, or \
+            http://proxy/callout:Acme/path); the proxy picks the caller's principal, injects an access \
+            token and forwards over HTTPS, refreshing and retrying once on 401.
+
+            Configuration: proxy.conf (TOML), or --config FILE, or $CALLOUT_PROXY_CONFIG.
+            See proxy.conf.example for every key.
+            """,
+        version: CalloutProxyVersion.current,
+        subcommands: [CheckCommand.self]
+    )
+}
+
+/// `--config FILE`, shared by every command that reads a configuration.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: "Configuration file (default: $CALLOUT_PROXY_CONFIG, else proxy.conf).")
+    var config: String?
+
+    var path: String {
+        config ?? ConfigLoader.defaultPath(environment: ProcessInfo.processInfo.environment)
+    }
+}
