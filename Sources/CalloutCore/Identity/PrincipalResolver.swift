@@ -1,0 +1,32 @@
+/// Chooses the principal a caller acts as: among those its permission sets or profile qualify
+/// for, the lowest sequence number.
+public enum PrincipalResolver {
+    public enum Failure: Error, Sendable, Equatable {
+        /// The caller qualifies for no principal of this external credential.
+        case noPrincipal
+        /// The caller asked for a principal it does not qualify for (or that does not exist).
+        case requestedPrincipalNotAllowed(String)
+    }
+
+    /// Principals `identity` qualifies for, lowest sequence number first.
+    public static func candidates(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> [PrincipalConfig] {
+        credential.principals
+            .filter { p in
+                p.permissionSets.contains { set in identity.permissionSets.contains(set) }
+                    || (identity.profile.map { profile in p.profiles.contains(profile) } ?? false)
+            }
+            .sorted { $0.sequenceNumber < $1.sequenceNumber }
+    }
+
+    public static func choose(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> Result<PrincipalConfig, Failure> {
+        let qualified = candidates(credential, for: identity)
+        if let requested = identity.requestedPrincipal, !requested.isEmpty {
+            guard let match = qualified.first(where: { $0.name.caseInsensitiveEquals(requested) }) else {
+                return .failure(.requestedPrincipalNotAllowed(requested))
+            }
+            return .success(match)
+        }
+        guard let first = qualified.first else { return .failure(.noPrincipal) }
+        return .success(first)
+    }
+}
