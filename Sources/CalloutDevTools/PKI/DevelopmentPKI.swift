@@ -1,15 +1,15 @@
-import Foundation
 import Crypto
+import Foundation
 import SwiftASN1
 import X509
 import _CryptoExtras
 
 #if canImport(Darwin)
-import Darwin
+    import Darwin
 #elseif canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// An ephemeral certificate authority and a TLS server certificate for loopback, generated in

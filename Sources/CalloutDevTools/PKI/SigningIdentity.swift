@@ -1,6 +1,6 @@
 import CalloutCore
-import Foundation
 import Crypto
+import Foundation
 import SwiftASN1
 import X509
 import _CryptoExtras

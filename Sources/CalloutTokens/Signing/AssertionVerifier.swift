@@ -73,10 +73,10 @@ public struct AssertionVerifier: Sendable {
         let issuedAt = try integer("iat")
         let notBefore: Int64? = try claims["nbf"].map { _ in try integer("nbf") }
         guard expiresAt > now - allowedClockSkewSeconds else { throw AssertionVerificationError.expired }
+        guard issuedAt <= now + allowedClockSkewSeconds else { throw AssertionVerificationError.issuedInFuture }
         if let notBefore, notBefore > now + allowedClockSkewSeconds {
             throw AssertionVerificationError.notYetValid
         }
-        guard issuedAt <= now + allowedClockSkewSeconds else { throw AssertionVerificationError.issuedInFuture }
         guard expiresAt > issuedAt, expiresAt - issuedAt <= maxLifetimeSeconds else {
             throw AssertionVerificationError.lifetimeTooLong
         }

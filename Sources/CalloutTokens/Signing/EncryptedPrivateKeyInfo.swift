@@ -99,9 +99,7 @@ struct EncryptedPrivateKeyInfo {
                     if node.identifier == .integer {
                         explicitKeyLength = try Int(derEncoded: node)
                     } else {
-                        let (prfOID, _) = try DER.sequence(node, identifier: .sequence) { prfNodes in
-                            try Self.algorithmIdentifier(&prfNodes)
-                        }
+                        let (prfOID, _) = try Self.algorithmIdentifier(node)
                         switch prfOID {
                         case OID.hmacSHA1: prf = .hmacSHA1
                         case OID.hmacSHA256: prf = .hmacSHA256
@@ -154,7 +152,12 @@ struct EncryptedPrivateKeyInfo {
         _ nodes: inout ASN1NodeCollection.Iterator
     ) throws -> (ASN1ObjectIdentifier, ASN1Node?) {
         guard let node = nodes.next() else { throw KeyLoadError.malformedKey(format: "PKCS#8") }
-        return try DER.sequence(node, identifier: .sequence) { inner in
+        return try algorithmIdentifier(node)
+    }
+
+    /// Reads one `AlgorithmIdentifier` node.
+    static func algorithmIdentifier(_ node: ASN1Node) throws -> (ASN1ObjectIdentifier, ASN1Node?) {
+        try DER.sequence(node, identifier: .sequence) { inner in
             let oid = try ASN1ObjectIdentifier(derEncoded: &inner)
             return (oid, inner.next())
         }

@@ -37,7 +37,7 @@ public enum KeyLoadError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notPEM:
-            "the key is not PEM text (expected a '-----BEGIN ... PRIVATE KEY-----' block)"
+            "the key is not PEM text (expected a PEM private key block)"
         case .unsupportedFormat(let label):
             "unsupported PEM block '\(label)': expected RSA PRIVATE KEY, PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY"
         case .legacyEncryptedPEM:

@@ -111,9 +111,11 @@ public struct SigningKey: Sendable {
         try requireCanSign(algorithm)
         switch (backing, algorithm) {
         case (.rsa(let key), .rs256):
-            return [UInt8](try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+            return [UInt8](
+                try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
         case (.rsa(let key), .rs512):
-            return [UInt8](try key.signature(for: SHA512.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+            return [UInt8](
+                try key.signature(for: SHA512.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
         case (.rsa(let key), .ps256):
             return [UInt8](try key.signature(for: SHA256.hash(data: message), padding: .PSS).rawRepresentation)
         case (.p256(let key), .es256):
