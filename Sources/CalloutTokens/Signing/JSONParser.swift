@@ -199,9 +199,18 @@ struct JSONParser {
     }
 
     private mutating func parseHex4() throws(Failure) -> UInt32 {
-        guard index + 4 <= bytes.count,
-            let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
-        else { throw Failure(reason: "invalid \\u escape") }
+        guard index + 4 <= bytes.count else { throw Failure(reason: "invalid \\u escape") }
+        var value: UInt32 = 0
+        for byte in bytes[index..<index + 4] {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw Failure(reason: "invalid \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+        }
         index += 4
         return value
     }
