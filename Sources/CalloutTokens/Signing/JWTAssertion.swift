@@ -1,0 +1,113 @@
+import CalloutCore
+import Foundation
+
+/// Builds, signs and decodes compact JWS client assertions (RFC 7515, RFC 7523).
+public enum JWTAssertion {
+    /// The claims whose values are always JSON integers.
+    public static let integerClaims: Set<String> = ["iat", "nbf", "exp"]
+
+    /// The JOSE header, members in this order: `alg`, `typ` ("JWT"), `kid`, `x5t`, `x5t#S256`,
+    /// then added header entries.
+    ///
+    /// `kid` is the `kid` header entry when one is given; otherwise, when a certificate is
+    /// configured, `kid` is the certificate's `x5t` value (base64url SHA-1 thumbprint), and
+    /// without a certificate there is no `kid`. `x5t` and `x5t#S256` are present only with a
+    /// certificate. Header entries replace members of the same name or are appended.
+    public static func header(for request: AssertionRequest, certificate: CertificateInfo?) throws -> JSONObject {
+        var header = JSONObject()
+        header["alg"] = .string(request.algorithm.rawValue)
+        header["typ"] = .string("JWT")
+        if let certificate {
+            header["kid"] = .string(certificate.x5t)
+            header["x5t"] = .string(certificate.x5t)
+            header["x5t#S256"] = .string(certificate.x5tS256)
+        }
+        for entry in request.headerEntries {
+            guard entry.name != "alg" else { throw AssertionBuildError.algorithmHeaderOverride }
+            header[entry.name] = .string(entry.value)
+        }
+        return header
+    }
+
+    /// The claims, members in this order: `iss`, `sub`, `aud`, `iat`, `nbf`, `exp`, `jti`, then
+    /// added claims. Defaults: `iss` = `sub` = client id, `aud` = audience, `iat` = `nbf` = now,
+    /// `exp` = now + expirationSeconds. Request claims replace defaults of the same name or are
+    /// appended.
+    public static func claims(for request: AssertionRequest) throws -> JSONObject {
+        guard request.expirationSeconds > 0 else { throw AssertionBuildError.nonPositiveExpiration }
+        var claims = JSONObject()
+        claims["iss"] = .string(request.clientId)
+        claims["sub"] = .string(request.clientId)
+        claims["aud"] = .string(request.audience)
+        claims["iat"] = .integer(request.now)
+        claims["nbf"] = .integer(request.now)
+        claims["exp"] = .integer(request.now + request.expirationSeconds)
+        claims["jti"] = .string(request.jti)
+        for claim in request.claims {
+            if integerClaims.contains(claim.name) {
+                let text = claim.value.trimmingCharacters(in: .whitespaces)
+                guard let seconds = Int64(text) else { throw AssertionBuildError.nonIntegerTimeClaim(name: claim.name) }
+                claims[claim.name] = .integer(seconds)
+            } else {
+                claims[claim.name] = .string(claim.value)
+            }
+        }
+        return claims
+    }
+
+    /// Builds and signs the assertion; returns `header.claims.signature` (base64url, no padding).
+    ///
+    /// Throws `AssertionBuildError` for bad claims and `KeyLoadError.algorithmKeyMismatch` when
+    /// the key cannot sign with the request's algorithm.
+    public static func sign(_ request: AssertionRequest, with material: SigningMaterial) throws -> String {
+        try material.requireCanSign(request.algorithm)
+        let header = try header(for: request, certificate: material.certificate)
+        let claims = try claims(for: request)
+        let signingInput =
+            Base64URL.encode(Array(JSONValue.object(header).jsonText.utf8)) + "."
+            + Base64URL.encode(Array(JSONValue.object(claims).jsonText.utf8))
+        let signature = try material.key.sign(Array(signingInput.utf8), algorithm: request.algorithm)
+        return signingInput + "." + Base64URL.encode(signature)
+    }
+
+    /// Splits and decodes a compact JWS without verifying it (for display and for choosing the
+    /// verification key). Throws `AssertionVerificationError.malformed`.
+    public static func decode(_ jwt: String) throws -> DecodedJWT {
+        let parts = jwt.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else {
+            throw AssertionVerificationError.malformed("expected three dot-separated segments")
+        }
+        func object(_ segment: Substring, _ name: String) throws -> JSONObject {
+            guard let bytes = Base64URL.decode(segment) else {
+                throw AssertionVerificationError.malformed("\(name) is not base64url")
+            }
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(bytes)
+            } catch {
+                throw AssertionVerificationError.malformed("\(name) is not JSON: \(error.reason)")
+            }
+            guard case .object(let object) = value else {
+                throw AssertionVerificationError.malformed("\(name) is not a JSON object")
+            }
+            return object
+        }
+        let header = try object(parts[0], "header")
+        let claims = try object(parts[1], "claims")
+        guard let signature = Base64URL.decode(parts[2]) else {
+            throw AssertionVerificationError.malformed("signature is not base64url")
+        }
+        return DecodedJWT(
+            header: header, claims: claims, signingInput: String(parts[0]) + "." + String(parts[1]),
+            signature: signature)
+    }
+}
+
+/// A compact JWS split into its parts; nothing here has been verified.
+public struct DecodedJWT: Sendable, Hashable {
+    public let header: JSONObject
+    public let claims: JSONObject
+    /// `base64url(header) + "." + base64url(claims)`, the bytes the signature covers.
+    public let signingInput: String
+    public let signature: [UInt8]
+}

@@ -1,0 +1,207 @@
+import CalloutCore
+import Crypto
+import Foundation
+import SwiftASN1
+import _CryptoExtras
+
+/// A private key that can sign JWT client assertions: RSA (2048 bits or more) or EC P-256.
+///
+/// Loads PEM in these forms:
+/// - `BEGIN RSA PRIVATE KEY` (PKCS#1)
+/// - `BEGIN PRIVATE KEY` (PKCS#8, RSA or EC P-256)
+/// - `BEGIN EC PRIVATE KEY` (SEC1, P-256)
+/// - `BEGIN ENCRYPTED PRIVATE KEY` (PKCS#8 with PBES2: PBKDF2-HMAC-SHA256/SHA1 + AES-128/192/256-CBC)
+///
+/// Other PEM blocks in the same text (such as `EC PARAMETERS`) are skipped. Errors are
+/// `KeyLoadError` and never carry key material.
+public struct SigningKey: Sendable {
+    enum Backing: Sendable {
+        case rsa(_RSA.Signing.PrivateKey)
+        case p256(P256.Signing.PrivateKey)
+    }
+
+    let backing: Backing
+
+    /// Loads a private key from PEM text. `passphrase` is needed only for
+    /// `ENCRYPTED PRIVATE KEY` and ignored otherwise.
+    public init(pem: String, passphrase: String? = nil) throws {
+        if pem.contains("Proc-Type: 4,ENCRYPTED") { throw KeyLoadError.legacyEncryptedPEM }
+        let documents: [PEMDocument]
+        do {
+            documents = try PEMDocument.parseMultiple(pemString: pem)
+        } catch {
+            throw KeyLoadError.notPEM
+        }
+        let accepted = ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]
+        guard let document = documents.first(where: { accepted.contains($0.discriminator) }) else {
+            if let other = documents.first(where: { $0.discriminator != "EC PARAMETERS" }) ?? documents.first {
+                throw KeyLoadError.unsupportedFormat(label: other.discriminator)
+            }
+            throw KeyLoadError.notPEM
+        }
+        switch document.discriminator {
+        case "RSA PRIVATE KEY":
+            self.backing = try Self.rsa(der: document.derBytes, format: "PKCS#1 RSA")
+        case "EC PRIVATE KEY":
+            self.backing = try Self.sec1(der: document.derBytes)
+        case "PRIVATE KEY":
+            self.backing = try Self.pkcs8(der: document.derBytes)
+        default:
+            guard let passphrase else { throw KeyLoadError.passphraseRequired }
+            let info = try EncryptedPrivateKeyInfo(derEncoded: document.derBytes)
+            self.backing = try Self.pkcs8(der: try info.decrypt(passphrase: passphrase))
+        }
+    }
+
+    init(backing: Backing) { self.backing = backing }
+
+    /// RSA or EC P-256.
+    public var keyType: SigningAlgorithm.KeyType {
+        switch backing {
+        case .rsa: .rsa
+        case .p256: .ec
+        }
+    }
+
+    /// The RSA modulus size in bits, or `nil` for an EC key.
+    public var rsaModulusBits: Int? {
+        if case .rsa(let key) = backing { key.keySizeInBits } else { nil }
+    }
+
+    /// The public key as DER `SubjectPublicKeyInfo`.
+    public var publicKeyDER: [UInt8] {
+        switch backing {
+        case .rsa(let key): [UInt8](key.publicKey.derRepresentation)
+        case .p256(let key): [UInt8](key.publicKey.derRepresentation)
+        }
+    }
+
+    /// The public key as PEM (`BEGIN PUBLIC KEY`, SubjectPublicKeyInfo).
+    public var publicKeyPEM: String {
+        switch backing {
+        case .rsa(let key): key.publicKey.pemRepresentation
+        case .p256(let key): key.publicKey.pemRepresentation
+        }
+    }
+
+    /// The public half, for verifying what this key signs.
+    public var verificationKey: VerificationKey {
+        switch backing {
+        case .rsa(let key): VerificationKey(backing: .rsa(key.publicKey))
+        case .p256(let key): VerificationKey(backing: .p256(key.publicKey))
+        }
+    }
+
+    /// Whether this key can sign with `algorithm` (RS256/RS512/PS256 need RSA, ES256 needs P-256).
+    public func canSign(_ algorithm: SigningAlgorithm) -> Bool {
+        algorithm.keyType == keyType
+    }
+
+    /// Throws `KeyLoadError.algorithmKeyMismatch` unless `canSign(algorithm)`.
+    public func requireCanSign(_ algorithm: SigningAlgorithm) throws {
+        guard canSign(algorithm) else {
+            throw KeyLoadError.algorithmKeyMismatch(algorithm: algorithm, keyType: keyType)
+        }
+    }
+
+    /// Signs `message` as JWS `algorithm` and returns the JWS signature bytes:
+    /// RS256/RS512 are RSASSA-PKCS1-v1_5 over SHA-256/SHA-512, PS256 is RSASSA-PSS with
+    /// SHA-256 (MGF1-SHA-256, 32-byte salt), ES256 is ECDSA P-256 as raw r||s (64 bytes).
+    public func sign(_ message: some DataProtocol, algorithm: SigningAlgorithm) throws -> [UInt8] {
+        try requireCanSign(algorithm)
+        switch (backing, algorithm) {
+        case (.rsa(let key), .rs256):
+            return [UInt8](
+                try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+        case (.rsa(let key), .rs512):
+            return [UInt8](
+                try key.signature(for: SHA512.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+        case (.rsa(let key), .ps256):
+            return [UInt8](try key.signature(for: SHA256.hash(data: message), padding: .PSS).rawRepresentation)
+        case (.p256(let key), .es256):
+            return [UInt8](try key.signature(for: SHA256.hash(data: message)).rawRepresentation)
+        default:
+            throw KeyLoadError.algorithmKeyMismatch(algorithm: algorithm, keyType: keyType)
+        }
+    }
+
+    // MARK: - Parsing
+
+    private static let rsaEncryption: ASN1ObjectIdentifier = [1, 2, 840, 113_549, 1, 1, 1]
+    private static let ecPublicKey: ASN1ObjectIdentifier = [1, 2, 840, 10045, 2, 1]
+    private static let prime256v1: ASN1ObjectIdentifier = [1, 2, 840, 10045, 3, 1, 7]
+
+    private static func rsa(der: [UInt8], format: String) throws -> Backing {
+        let key: _RSA.Signing.PrivateKey
+        do {
+            key = try _RSA.Signing.PrivateKey(unsafeDERRepresentation: der)
+        } catch {
+            // Keys below 1024 bits fail here too; report what we can tell without the key.
+            throw KeyLoadError.malformedKey(format: format)
+        }
+        guard key.keySizeInBits >= 2048 else { throw KeyLoadError.weakRSAKey(bits: key.keySizeInBits) }
+        return .rsa(key)
+    }
+
+    private static func p256(der: [UInt8], format: String) throws -> Backing {
+        do {
+            return .p256(try P256.Signing.PrivateKey(derRepresentation: der))
+        } catch {
+            throw KeyLoadError.malformedKey(format: format)
+        }
+    }
+
+    /// PKCS#8 `PrivateKeyInfo`: dispatch on the algorithm OID (and the curve for EC).
+    private static func pkcs8(der: [UInt8]) throws -> Backing {
+        var algorithm: ASN1ObjectIdentifier?
+        var curve: ASN1ObjectIdentifier?
+        do {
+            try DER.sequence(try DER.parse(der), identifier: .sequence) { nodes in
+                _ = try Int(derEncoded: &nodes)
+                let (oid, parameters) = try EncryptedPrivateKeyInfo.algorithmIdentifier(&nodes)
+                algorithm = oid
+                if oid == ecPublicKey, let parameters {
+                    curve = try ASN1ObjectIdentifier(derEncoded: parameters)
+                }
+                while nodes.next() != nil {}
+            }
+        } catch {
+            throw KeyLoadError.malformedKey(format: "PKCS#8")
+        }
+        switch algorithm {
+        case rsaEncryption:
+            return try rsa(der: der, format: "PKCS#8 RSA")
+        case ecPublicKey:
+            guard curve == prime256v1 else {
+                throw KeyLoadError.unsupportedKeyAlgorithm("EC curve \(curve.map { "\($0)" } ?? "unspecified")")
+            }
+            return try p256(der: der, format: "PKCS#8 EC")
+        default:
+            throw KeyLoadError.unsupportedKeyAlgorithm(algorithm.map { "OID \($0)" } ?? "unknown")
+        }
+    }
+
+    /// SEC1 `ECPrivateKey`: check the curve when named, then let swift-crypto parse it.
+    private static func sec1(der: [UInt8]) throws -> Backing {
+        var curve: ASN1ObjectIdentifier?
+        do {
+            try DER.sequence(try DER.parse(der), identifier: .sequence) { nodes in
+                _ = try Int(derEncoded: &nodes)
+                _ = try ASN1OctetString(derEncoded: &nodes)
+                while let node = nodes.next() {
+                    if node.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) {
+                        curve = try DER.explicitlyTagged(node, tagNumber: 0, tagClass: .contextSpecific) {
+                            try ASN1ObjectIdentifier(derEncoded: $0)
+                        }
+                    }
+                }
+            }
+        } catch {
+            throw KeyLoadError.malformedKey(format: "SEC1 EC")
+        }
+        if let curve, curve != prime256v1 {
+            throw KeyLoadError.unsupportedKeyAlgorithm("EC curve \(curve)")
+        }
+        return try p256(der: der, format: "SEC1 EC")
+    }
+}
