@@ -1,0 +1,340 @@
+import AsyncAlgorithms
+import AsyncHTTPClient
+import CalloutCore
+import CalloutTokens
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// Handles one callout: route, identity, principal, token, forward, refresh-and-retry once.
+struct CalloutForwarder: Sendable {
+    let configuration: RuntimeConfiguration
+    let tokens: any TokenSource
+    let httpClient: HTTPClient
+    let logger: Logger
+    let observer: any CalloutObserver
+
+    static let via = "1.1 callout-proxy"
+
+    /// Returns whether the connection may serve another request.
+    func handle(
+        head: HTTPRequestHead, peer: [UInt8]?, inbound: inout InboundIterator, outbound: Outbound
+    ) async throws -> Bool {
+        let started = ContinuousClock.now
+        let snapshot = configuration.current
+        let config = snapshot.config
+        let settings = config.proxy
+        var log = CalloutLogRecord(method: head.method.rawValue)
+        defer { observer.calloutFinished(log, duration: ContinuousClock.now - started) }
+        let keepAlive = head.isKeepAlive
+
+        // Answers with a problem; a request whose body was not read closes the connection.
+        func refuse(_ problem: Problem, bodyRead: Bool) async throws -> Bool {
+            log.status = problem.status
+            log.problemCode = problem.code
+            let close = !bodyRead || !keepAlive
+            try await ResponseWriter.writeProblem(problem, to: outbound, head: head, close: close)
+            return !close
+        }
+
+        // Route.
+        let address: CalloutAddress
+        switch CalloutAddressing.address(method: head.method.rawValue, target: head.uri, host: head.headers.first(name: "host")) {
+        case .success(let a): address = a
+        case .failure(.connectNotSupported): return try await refuse(.connect(), bodyRead: false)
+        case .failure(.noAlias): return try await refuse(.unknownNamedCredential(nil), bodyRead: false)
+        case .failure(.unsupportedScheme(let s)):
+            return try await refuse(.badRequest("absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"), bodyRead: false)
+        case .failure(.malformedTarget(let why)): return try await refuse(.badRequest(why), bodyRead: false)
+        }
+        log.alias = address.alias
+        guard let named = config.namedCredential(address.alias) else {
+            return try await refuse(.unknownNamedCredential(address.alias), bodyRead: false)
+        }
+        log.alias = named.name
+        guard named.enabled else { return try await refuse(.disabled(named.name), bodyRead: false) }
+        guard let credential = config.externalCredential(named.externalCredential) else {
+            return try await refuse(.unknownNamedCredential(address.alias), bodyRead: false)
+        }
+        let framing: BodyFraming
+        switch BodyFraming.of(head) {
+        case .success(let f): framing = f
+        case .failure(let p): return try await refuse(p, bodyRead: false)
+        }
+        let targetURL: String
+        switch URLJoin.join(base: named.url.absoluteString, path: address.path, query: address.query) {
+        case .success(let u): targetURL = u
+        case .failure(.escapesBasePath):
+            return try await refuse(.badRequest("the path climbs above the named credential's base path", alias: named.name), bodyRead: false)
+        case .failure(.ambiguousPath):
+            return try await refuse(.badRequest("the path contains encoded separators or NUL", alias: named.name), bodyRead: false)
+        }
+
+        // Identity and principal: decided before any byte of body is read or any token fetched.
+        let incoming = Array(head.headers.map { ($0.name, $0.value) })
+        let identity: CallerIdentity
+        switch snapshot.identity.resolve(peer: peer, headers: incoming) {
+        case .success(let i): identity = i
+        case .failure(.proxyAuthenticationRequired): return try await refuse(.proxyAuthenticationRequired(), bodyRead: false)
+        case .failure(.badIdentityHeader(let why)): return try await refuse(.badRequest(why, alias: named.name), bodyRead: false)
+        }
+        let principal: PrincipalConfig
+        switch PrincipalResolver.choose(credential, for: identity) {
+        case .success(let p): principal = p
+        case .failure(.noPrincipal): return try await refuse(.noPrincipal(named.name, credential: credential.name), bodyRead: false)
+        case .failure(.requestedPrincipalNotAllowed(let r)):
+            return try await refuse(.principalNotAllowed(named.name, requested: r), bodyRead: false)
+        }
+        log.principal = principal.name
+
+        // Body: buffered when it fits the replay buffer, else streamed.
+        let body: RequestBody
+        switch try await readBody(framing: framing, settings: settings, inbound: &inbound) {
+        case .success(let b): body = b
+        case .failure(let p): return try await refuse(p, bodyRead: false)
+        }
+        let demand = TokenDemand(credential: credential, principal: principal, identity: identity, namedCredential: named)
+        let plan = CalloutPlan(
+            named: named, credential: credential, principal: principal, identity: identity, head: head,
+            incoming: incoming, targetURL: targetURL, settings: settings, isIdentityHeader: snapshot.identity.isIdentityHeader)
+
+        let deadline = NIODeadline.now() + .seconds(Int64(settings.requestTimeoutSeconds))
+        do {
+            switch body {
+            case .none, .buffered:
+                var buffered: ByteBuffer? = nil
+                if case .buffered(let b) = body { buffered = b }
+                return try await forwardReplayable(plan: plan, demand: demand, body: buffered, deadline: deadline, outbound: outbound, log: &log) && keepAlive
+            case .streaming(let prefix, let length):
+                return try await forwardStreaming(
+                    plan: plan, demand: demand, prefix: prefix, length: length, deadline: deadline, inbound: &inbound,
+                    outbound: outbound, log: &log) && keepAlive
+            }
+        } catch let problem as Problem {
+            // Body fully read in the replayable case; streaming failures close the connection.
+            return try await refuse(problem, bodyRead: body.isReplayable)
+        }
+    }
+
+    // MARK: - Replayable (buffered or empty body)
+
+    private func forwardReplayable(
+        plan: CalloutPlan, demand: TokenDemand, body: ByteBuffer?, deadline: NIODeadline, outbound: Outbound,
+        log: inout CalloutLogRecord
+    ) async throws -> Bool {
+        var token = try await obtainToken(plan: plan, demand: demand, log: &log)
+        var request = try plan.request(token: token, body: body.map { .bytes($0) })
+        var response = try await send(request, plan: plan, deadline: deadline, log: &log)
+        if RetryDecision.decide(status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: true, credential: plan.credential) == .refreshAndReplay,
+            let failed = token
+        {
+            log.retried = true
+            await drain(response)
+            await tokens.invalidate(failed, for: demand)
+            token = try await obtainToken(plan: plan, demand: demand, log: &log)
+            request = try plan.request(token: token, body: body.map { .bytes($0) })
+            response = try await send(request, plan: plan, deadline: deadline, log: &log)
+        }
+        return try await deliver(response, plan: plan, outbound: outbound, log: &log)
+    }
+
+    // MARK: - Streaming (larger than the replay buffer)
+
+    private func forwardStreaming(
+        plan: CalloutPlan, demand: TokenDemand, prefix: ByteBuffer, length: Int64?, deadline: NIODeadline,
+        inbound: inout InboundIterator, outbound: Outbound, log: inout CalloutLogRecord
+    ) async throws -> Bool {
+        let token = try await obtainToken(plan: plan, demand: demand, log: &log)
+        let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
+        let bodySequence = chain([prefix].async, channel)
+        let request = try plan.request(token: token, body: .stream(bodySequence, length: length.map { .known($0) } ?? .unknown))
+        let upstreamDone = NIOLockedValueBox(false)
+        let limit = plan.settings.maxRequestBodyBytes
+        let recordBox = NIOLockedValueBox(log)
+
+        let (bodyComplete, keepAlive) = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                var record = recordBox.withLockedValue { $0 }
+                defer {
+                    upstreamDone.withLockedValue { $0 = true }
+                    channel.finish()
+                    recordBox.withLockedValue { $0 = record }
+                }
+                let response = try await send(request, plan: plan, deadline: deadline, log: &record)
+                if RetryDecision.decide(status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: false, credential: plan.credential) == .deliverNotReplayable {
+                    record.notReplayed = true
+                    observer.refreshNotReplayed(namedCredential: plan.named.name)
+                    logger.warning("refresh status on a streamed body: not replayed", metadata: ["named_credential": "\(plan.named.name)", "status": "\(response.status.code)", "retry_body_buffer_bytes": "\(plan.settings.retryBodyBufferBytes)"])
+                    if let token { await tokens.invalidate(token, for: demand) }
+                }
+                return try await deliver(response, plan: plan, outbound: outbound, log: &record)
+            }
+            let complete = try await pumpBody(
+                from: &inbound, into: channel, alreadySent: prefix.readableBytes, limit: limit,
+                upstreamDone: { upstreamDone.withLockedValue { $0 } })
+            var keep = true
+            do {
+                while let result = try await group.next() { keep = keep && result }
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            return (complete, keep)
+        }
+        log = recordBox.withLockedValue { $0 }
+        return bodyComplete && keepAlive
+    }
+
+    // MARK: - Steps
+
+    private func obtainToken(plan: CalloutPlan, demand: TokenDemand, log: inout CalloutLogRecord) async throws -> IssuedToken? {
+        guard plan.needsToken else { return nil }
+        let token = try await tokens.token(for: demand)
+        log.tokenFetched = log.tokenFetched || token.fetched
+        return token
+    }
+
+    private func send(_ request: HTTPClientRequest, plan: CalloutPlan, deadline: NIODeadline, log: inout CalloutLogRecord) async throws -> HTTPClientResponse {
+        let started = ContinuousClock.now
+        do {
+            let response = try await httpClient.execute(request, deadline: deadline, logger: logger)
+            log.upstreamStatus = Int(response.status.code)
+            observer.upstreamResponded(namedCredential: plan.named.name, duration: ContinuousClock.now - started)
+            return response
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let (timeout, reason) = UpstreamClient.describe(error)
+            logger.debug("upstream failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(reason)"])
+            throw timeout
+                ? Problem.upstreamTimeout(plan.named.name, seconds: plan.settings.requestTimeoutSeconds)
+                : Problem.upstreamUnavailable(plan.named.name, reason: reason)
+        }
+    }
+
+    /// Reads and discards a response that will not be delivered (bounded; larger bodies are cancelled).
+    private func drain(_ response: HTTPClientResponse) async {
+        var seen = 0
+        do {
+            for try await chunk in response.body {
+                seen += chunk.readableBytes
+                if seen > 1 << 20 { break }
+            }
+        } catch {}
+    }
+
+    private func deliver(_ response: HTTPClientResponse, plan: CalloutPlan, outbound: Outbound, log: inout CalloutLogRecord) async throws -> Bool {
+        var headers = HTTPHeaders()
+        var connectionTokens: Set<String> = []
+        for value in response.headers[canonicalForm: "connection"] { connectionTokens.insert(value.lowercased()) }
+        for (name, value) in response.headers where !OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens) {
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "Via", value: Self.via)
+        let close = !plan.head.isKeepAlive
+        if close { headers.replaceOrAdd(name: "Connection", value: "close") }
+        let status = response.status
+        log.status = Int(status.code)
+        var responseHead = HTTPResponseHead(version: plan.head.version, status: status, headers: headers)
+        if plan.head.method == .HEAD || status.code == 204 || status.code == 304 {
+            responseHead.headers.remove(name: "transfer-encoding")
+        }
+        try await outbound.write(.head(responseHead))
+        var bytes = 0
+        do {
+            for try await chunk in response.body {
+                bytes += chunk.readableBytes
+                try await outbound.write(.body(.byteBuffer(chunk)))
+            }
+        } catch let error as NIOCore.ChannelError {
+            throw error
+        } catch {
+            // The upstream failed mid-body: the caller already has the head, so end the connection.
+            log.bytesOut = bytes
+            logger.debug("upstream body failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(UpstreamClient.describe(error).reason)"])
+            throw error
+        }
+        log.bytesOut = bytes
+        try await outbound.write(.end(nil))
+        return !close
+    }
+}
+
+/// Everything needed to build the upstream request, fixed once per callout.
+struct CalloutPlan: Sendable {
+    let named: NamedCredentialConfig
+    let credential: ExternalCredentialConfig
+    let principal: PrincipalConfig
+    let identity: CallerIdentity
+    let head: HTTPRequestHead
+    let incoming: [(String, String)]
+    let targetURL: String
+    let settings: ProxySettings
+    let isIdentityHeader: @Sendable (String) -> Bool
+
+    /// A token is needed to inject it, or when a formula in a header may read it.
+    var needsToken: Bool {
+        named.generateAuthorizationHeader || named.allowFormulasInHeaders
+            || named.customHeaders.contains { $0.value.referencesSecrets }
+    }
+
+    func formulaContext(token: IssuedToken?, allowSecrets: Bool) -> FormulaContext {
+        var parameters: [String: String] = [
+            "Name": credential.name, "Label": credential.label, "ClientId": principal.clientId,
+            "PrincipalName": principal.name, "IdentityProviderUrl": credential.identityProviderURL.absoluteString,
+        ]
+        if let token {
+            parameters["AccessToken"] = token.accessToken
+            parameters["AuthorizationHeaderValue"] = token.authorizationValue
+            parameters["TokenType"] = token.tokenType
+        }
+        return FormulaContext(
+            user: identity.user, credentials: [credential.name: parameters], allowSecrets: allowSecrets,
+            namedCredentialName: named.name, namedCredentialURL: named.url.absoluteString,
+            maxValueLength: settings.maxFormulaValueLength)
+    }
+
+    func request(token: IssuedToken?, body: HTTPClientRequest.Body?) throws -> HTTPClientRequest {
+        // Custom headers: the named credential's, then the external credential's.
+        var custom: [(String, String)] = []
+        let secretsContext = formulaContext(token: token, allowSecrets: named.allowFormulasInHeaders)
+        let plainContext = formulaContext(token: token, allowSecrets: false)
+        let namedNames = Set(named.customHeaders.map { $0.name.lowercased() })
+        for h in named.customHeaders {
+            custom.append((h.name, try evaluate(h.value, secretsContext, "named_credential \(named.name) custom_header \(h.name)")))
+        }
+        for h in credential.customHeaders where !namedNames.contains(h.name.lowercased()) {
+            custom.append((h.name, try evaluate(h.value, plainContext, "external_credential \(credential.name) custom_header \(h.name)")))
+        }
+        var incoming = self.incoming
+        if named.allowFormulasInHeaders {
+            for i in incoming.indices where incoming[i].1.contains("{!") && !isIdentityHeader(incoming[i].0) {
+                let formula: Formula
+                do { formula = try Formula(parsing: incoming[i].1) } catch {
+                    throw Problem.formulaFailed(named.name, location: "request header \(incoming[i].0)", message: error.description)
+                }
+                incoming[i].1 = try evaluate(formula, secretsContext, "request header \(incoming[i].0)")
+            }
+        }
+        let authorization = named.generateAuthorizationHeader ? token?.authorizationValue : nil
+        let host = named.url.port.map { "\(named.url.host ?? ""):\($0)" } ?? (named.url.host ?? "")
+        let headers = OutboundHeaders.build(
+            incoming: incoming, isIdentityHeader: isIdentityHeader, customHeaders: custom, authorization: authorization,
+            host: host, via: CalloutForwarder.via)
+        var request = HTTPClientRequest(url: targetURL)
+        request.method = head.method
+        request.headers = HTTPHeaders(headers)
+        request.body = body
+        return request
+    }
+
+    private func evaluate(_ formula: Formula, _ context: FormulaContext, _ location: String) throws -> String {
+        do {
+            return try formula.evaluate(in: context)
+        } catch {
+            throw Problem.formulaFailed(named.name, location: location, message: error.description)
+        }
+    }
+}

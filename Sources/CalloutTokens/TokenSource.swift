@@ -1,0 +1,51 @@
+import CalloutCore
+
+/// What the data plane asks for: a token for this principal of this credential, for this caller.
+public struct TokenDemand: Sendable {
+    public var credential: ExternalCredentialConfig
+    public var principal: PrincipalConfig
+    public var identity: CallerIdentity
+    public var namedCredential: NamedCredentialConfig?
+
+    public init(credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity, namedCredential: NamedCredentialConfig?) {
+        self.credential = credential
+        self.principal = principal
+        self.identity = identity
+        self.namedCredential = namedCredential
+    }
+}
+
+/// A token ready to inject. Its description never shows the token.
+public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public var accessToken: String
+    /// As the identity provider gave it (`Bearer` normalised).
+    public var tokenType: String
+    /// Identifies this token in the cache, for compare-and-invalidate after a refresh status.
+    public var tokenID: UInt64
+    /// False when it came from the cache.
+    public var fetched: Bool
+    /// Seconds until the cache stops serving it.
+    public var expiresIn: Int
+
+    public init(accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int) {
+        self.accessToken = accessToken
+        self.tokenType = tokenType
+        self.tokenID = tokenID
+        self.fetched = fetched
+        self.expiresIn = expiresIn
+    }
+
+    /// `<type> <token>`, the `Authorization` value.
+    public var authorizationValue: String { "\(tokenType) \(accessToken)" }
+
+    public var description: String { "IssuedToken(type: \(tokenType), id: \(tokenID), expires in \(expiresIn) s, <redacted>)" }
+    public var debugDescription: String { description }
+}
+
+/// Gives the data plane tokens: from the cache or fetched, single-flight.
+public protocol TokenSource: Sendable {
+    /// Throws a ``Problem`` (`token_exchange_failed`, `identity_provider_unavailable`, `formula_failed`).
+    func token(for demand: TokenDemand) async throws -> IssuedToken
+    /// Drops `token` from the cache if it is still the cached one (a burst of 401s refreshes once).
+    func invalidate(_ token: IssuedToken, for demand: TokenDemand) async
+}
