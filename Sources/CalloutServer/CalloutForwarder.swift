@@ -7,6 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Handles one callout: route, identity, principal, token, forward, refresh-and-retry once.
 struct CalloutForwarder: Sendable {
@@ -98,7 +99,8 @@ struct CalloutForwarder: Sendable {
         let demand = TokenDemand(credential: credential, principal: principal, identity: identity, namedCredential: named)
         let plan = CalloutPlan(
             named: named, credential: credential, principal: principal, identity: identity, head: head,
-            incoming: incoming, targetURL: targetURL, settings: settings, isIdentityHeader: snapshot.identity.isIdentityHeader)
+            incoming: incoming, targetURL: targetURL, settings: settings, isIdentityHeader: snapshot.identity.isIdentityHeader,
+            tlsConfiguration: snapshot.upstreamTLS[named.name.lowercased()])
 
         let deadline = NIODeadline.now() + .seconds(Int64(settings.requestTimeoutSeconds))
         do {
@@ -273,6 +275,8 @@ struct CalloutPlan: Sendable {
     let targetURL: String
     let settings: ProxySettings
     let isIdentityHeader: @Sendable (String) -> Bool
+    /// Set when the named credential presents a client certificate.
+    let tlsConfiguration: TLSConfiguration?
 
     /// A token is needed to inject it, or when a formula in a header may read it.
     var needsToken: Bool {
@@ -327,6 +331,7 @@ struct CalloutPlan: Sendable {
         request.method = head.method
         request.headers = HTTPHeaders(headers)
         request.body = body
+        if let tlsConfiguration { request.tlsConfiguration = tlsConfiguration }
         return request
     }
 

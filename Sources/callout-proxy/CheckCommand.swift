@@ -20,9 +20,10 @@ struct CheckCommand: ParsableCommand {
             printProblems(error.issues)
             throw ExitCode(1)
         }
-        let problems = KeyFileCheck.problems(in: config)
-        if !problems.isEmpty {
-            printProblems(problems)
+        do {
+            _ = try CredentialMaterials.load(config)
+        } catch {
+            printProblems(error.issues)
             throw ExitCode(1)
         }
         print(ConfigSummary.render(config))

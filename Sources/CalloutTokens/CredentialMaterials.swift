@@ -1,0 +1,95 @@
+import CalloutCore
+import Foundation
+import NIOSSL
+
+/// The keys and certificates a configuration names, loaded and checked once (at start and on
+/// reload): signing material for assertions and TLS client identities for mTLS.
+/// Problems are reported like configuration problems and never include key material.
+public struct CredentialMaterials: Sendable {
+    public struct TLSIdentity: Sendable {
+        public let certificateChain: [NIOSSLCertificate]
+        public let privateKey: NIOSSLPrivateKey
+    }
+
+    /// By certificate name, lower-cased.
+    public let signing: [String: SigningMaterial]
+    /// By certificate name, lower-cased; only certificates used for mTLS.
+    public let tlsIdentities: [String: TLSIdentity]
+
+    public func signingMaterial(_ certificate: String) -> SigningMaterial? { signing[certificate.lowercased()] }
+    public func tlsIdentity(_ certificate: String) -> TLSIdentity? { tlsIdentities[certificate.lowercased()] }
+
+    public init(signing: [String: SigningMaterial] = [:], tlsIdentities: [String: TLSIdentity] = [:]) {
+        self.signing = signing
+        self.tlsIdentities = tlsIdentities
+    }
+
+    public static func load(
+        _ config: ProxyConfig, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> CredentialMaterials {
+        var issues: [ConfigIssue] = []
+        var signing: [String: SigningMaterial] = [:]
+        var tls: [String: TLSIdentity] = [:]
+        let mtlsNames = Set(
+            (config.namedCredentials.compactMap(\.clientCertificate)
+                + config.externalCredentials.compactMap(\.identityProviderClientCertificate)).map { $0.lowercased() })
+        for (i, c) in config.certificates.enumerated() {
+            let path = "certificate[\(i)]"
+            do {
+                signing[c.name.lowercased()] = try SigningMaterial.load(
+                    privateKeyFile: c.privateKeyFile, certificateFile: c.certificateFile,
+                    passphraseEnvironmentVariable: c.privateKeyPassphraseEnv, environment: environment)
+            } catch let error as KeyLoadError {
+                issues.append(config.issue("\(path).\(keyPath(for: error, certificateFile: c.certificateFile))", error.description))
+                continue
+            } catch {
+                issues.append(config.issue(path, "cannot be loaded"))
+                continue
+            }
+            guard mtlsNames.contains(c.name.lowercased()) else { continue }
+            guard let certificateFile = c.certificateFile else {
+                issues.append(config.issue("\(path).certificate_file", "is required: certificate '\(c.name)' is used as a TLS client certificate"))
+                continue
+            }
+            do {
+                let passphrase = c.privateKeyPassphraseEnv.flatMap { environment[$0] }
+                let key: NIOSSLPrivateKey
+                if let passphrase {
+                    key = try NIOSSLPrivateKey(file: c.privateKeyFile, format: .pem) { setter in setter(Array(passphrase.utf8)) }
+                } else {
+                    key = try NIOSSLPrivateKey(file: c.privateKeyFile, format: .pem)
+                }
+                tls[c.name.lowercased()] = TLSIdentity(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(certificateFile), privateKey: key)
+            } catch {
+                issues.append(config.issue(path, "cannot be used as a TLS client identity (the key or certificate is not accepted by the TLS library)"))
+            }
+        }
+        for (i, e) in config.externalCredentials.enumerated() {
+            guard let material = signing[e.signingCertificate.lowercased()] else { continue }
+            if !material.key.canSign(e.signingAlgorithm) {
+                issues.append(
+                    config.issue(
+                        "external_credential[\(i)].signing_algorithm",
+                        "\(e.signingAlgorithm.rawValue) needs an \(e.signingAlgorithm.keyType.rawValue) key, but certificate '\(e.signingCertificate)' holds an \(material.key.keyType.rawValue) key"
+                    ))
+            }
+        }
+        if let ca = config.proxy.caFile {
+            do { _ = try NIOSSLCertificate.fromPEMFile(ca) } catch {
+                issues.append(config.issue("proxy.ca_file", "cannot read PEM certificates from '\(ca)'"))
+            }
+        }
+        if !issues.isEmpty { throw ConfigError(issues: issues) }
+        return CredentialMaterials(signing: signing, tlsIdentities: tls)
+    }
+
+    private static func keyPath(for error: KeyLoadError, certificateFile: String?) -> String {
+        switch error {
+        case .invalidCertificate, .certificateKeyMismatch: "certificate_file"
+        case .passphraseRequired, .wrongPassphrase, .passphraseVariableNotSet: "private_key_passphrase_env"
+        case .fileUnreadable(let path, _) where path == certificateFile: "certificate_file"
+        default: "private_key_file"
+        }
+    }
+}
