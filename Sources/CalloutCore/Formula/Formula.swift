@@ -4,9 +4,10 @@
 ///
 /// - string literals in single or double quotes; the only escapes are `\"`, `\'` and `\\`
 ///   (any other backslash escape is a parse error);
-/// - number literals (`12`, `1.5`); integers print without a fraction;
+/// - number literals (`12`, `1.5`, `-3`); integers print without a fraction;
 /// - `TRUE` and `FALSE`;
-/// - `&` joins as text; `+` adds two numbers and otherwise joins as text (left to right);
+/// - `&` joins as text; `+` adds two numbers and otherwise joins as text; `-` subtracts two
+///   numbers (left to right, one precedence level);
 /// - `=` / `==` and `<>` / `!=` compare (numbers numerically, otherwise as text) and give a boolean;
 /// - parentheses, and function calls `NAME(arg, ...)` with case-insensitive names:
 ///   `IF`, `BLANKVALUE`, `ISBLANK`, `NOT`, `AND`, `OR`, `UPPER`, `LOWER`, `TRIM`, `LEFT`, `RIGHT`,

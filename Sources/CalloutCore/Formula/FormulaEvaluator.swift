@@ -73,8 +73,8 @@ struct FormulaEvaluator {
     )
   }
 
-  /// Left to right: `+` of two numbers adds, two byte values join as bytes, anything else
-  /// joins as text.
+  /// Left to right: `+` / `-` of two numbers add / subtract, two byte values join as bytes,
+  /// anything else joins as text; `-` of anything but numbers is an error.
   private func chain(_ first: FormulaNode, _ links: [ChainLink]) throws(FormulaEvaluationError)
     -> FormulaValue
   {
@@ -82,10 +82,12 @@ struct FormulaEvaluator {
     for link in links {
       let operand = try evaluate(link.operand)
       switch (accumulated, operand) {
-      case (.number(let a), .number(let b)) where link.isPlus:
-        let sum = a + b
-        if sum.isNaN { throw FormulaEvaluationError("number is out of range") }
-        accumulated = .number(sum)
+      case (.number(let a), .number(let b)) where link.op != .ampersand:
+        let result = link.op == .plus ? a + b : a - b
+        if result.isNaN { throw FormulaEvaluationError("number is out of range") }
+        accumulated = .number(result)
+      case _ where link.op == .minus:
+        throw FormulaEvaluationError("'-' needs two numbers")
       case (.bytes(let a), .bytes(let b)):
         accumulated = .bytes(a + b)
       default:

@@ -8,7 +8,7 @@ struct FormulaToken: Sendable {
     case identifier(String)
     /// `$A.B.C`: the dot-separated parts after `$`, each with its column.
     case mergeField([FormulaNamePart])
-    case leftParen, rightParen, comma, ampersand, plus, equal, notEqual
+    case leftParen, rightParen, comma, ampersand, plus, minus, equal, notEqual
     /// `}`: closes the block.
     case closeBrace
     /// End of the source inside a block.
@@ -55,6 +55,7 @@ struct FormulaLexer {
     case ",": return token(.comma)
     case "&": return token(.ampersand)
     case "+": return token(.plus)
+    case "-": return token(.minus)
     case "}": return token(.closeBrace)
     case "=":
       if peekChar() == "=" { position += 1 }

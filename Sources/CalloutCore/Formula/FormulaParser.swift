@@ -4,8 +4,8 @@
 /// Grammar inside a block:
 ///
 ///     expression := chain [ ("=" | "==" | "<>" | "!=") chain ]
-///     chain      := primary { ("&" | "+") primary }
-///     primary    := string | number | TRUE | FALSE | mergeField
+///     chain      := primary { ("&" | "+" | "-") primary }
+///     primary    := string | ["-"] number | TRUE | FALSE | mergeField
 ///                 | NAME "(" [ expression { "," expression } ] ")" | "(" expression ")"
 struct FormulaParser {
   static let maxDepth = 64
@@ -90,12 +90,16 @@ struct FormulaParser {
     let first = try parsePrimary()
     var links: [ChainLink] = []
     while true {
-      let kind = try peek().kind
-      guard kind == .ampersand || kind == .plus else { break }
+      let op: ChainOperator
+      switch try peek().kind {
+      case .ampersand: op = .ampersand
+      case .plus: op = .plus
+      case .minus: op = .minus
+      default: return links.isEmpty ? first : .chain(first, links)
+      }
       _ = try next()
-      links.append(ChainLink(isPlus: kind == .plus, operand: try parsePrimary()))
+      links.append(ChainLink(op: op, operand: try parsePrimary()))
     }
-    return links.isEmpty ? first : .chain(first, links)
   }
 
   private mutating func parsePrimary() throws(FormulaParseError) -> FormulaNode {
@@ -103,6 +107,14 @@ struct FormulaParser {
     switch token.kind {
     case .string(let string): return .literal(.text(string))
     case .number(let number): return .literal(.number(number))
+    case .minus:
+      // Only a number literal may follow, so a run of signs cannot recurse.
+      let operand = try next()
+      guard case .number(let number) = operand.kind else {
+        if operand.kind == .end { throw unterminated() }
+        throw FormulaParseError(column: operand.column, message: "expected a number after '-'")
+      }
+      return .literal(.number(-number))
     case .mergeField(let parts): return try resolveMergeField(parts, column: token.column)
     case .leftParen:
       try enter(at: token.column)

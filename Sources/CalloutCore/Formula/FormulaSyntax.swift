@@ -17,16 +17,24 @@ indirect enum FormulaNode: Sendable {
   /// `$Named.Name` / `$Named.Url`.
   case named(NamedField)
   case call(FormulaFunction, [FormulaNode])
-  /// `a & b + c ...`, evaluated left to right without recursion on the chain's length.
+  /// `a & b + c - d ...`, evaluated left to right without recursion on the chain's length.
   case chain(FormulaNode, [ChainLink])
   /// `a = b` (`==`) when `equal`, `a <> b` (`!=`) otherwise.
   case compare(equal: Bool, FormulaNode, FormulaNode)
 }
 
 struct ChainLink: Sendable {
-  /// `+` adds when both sides are numbers; otherwise it concatenates like `&`.
-  var isPlus: Bool
+  var op: ChainOperator
   var operand: FormulaNode
+}
+
+enum ChainOperator: Sendable {
+  /// `&`: joins as text (or as bytes when both sides are bytes).
+  case ampersand
+  /// `+`: adds when both sides are numbers; otherwise joins like `&`.
+  case plus
+  /// `-`: subtracts numbers; anything else is an evaluation error.
+  case minus
 }
 
 enum NamedField: String, Sendable, CaseIterable {
