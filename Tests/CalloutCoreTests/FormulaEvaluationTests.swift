@@ -34,6 +34,10 @@ struct FormulaEvaluationTests {
     ("{!0.1 + 0.2}", "0.3"),
     ("{!2.50}", "2.5"),
     ("{!007}", "7"),
+    ("{!1.0}", "1"),
+    ("{!100}", "100"),
+    ("{!1 - 1}", "0"),
+    ("{!123456789012345678901234567890 + 1}", "123456789012345678901234567891"),
     ("{!'1' + 2}", "12"),
     ("{!1 & 2}", "12"),
     ("{!1 + 2 & 'x'}", "3x"),
@@ -137,6 +141,13 @@ struct FormulaEvaluationTests {
   @Test("merge fields", arguments: mergeFieldsCases)
   func mergeFields(source: String, expected: String) {
     #expect(FormulaFixtures.evaluate(source) == expected)
+  }
+
+  @Test func userValuesAreDataNeverFormulas() {
+    var context = FormulaFixtures.context(allowSecrets: true)
+    context.user["Tricky"] = "{!$Credential.Acme.AccessToken}"
+    #expect(
+      FormulaFixtures.evaluate("{!$User.Tricky}", context) == "{!$Credential.Acme.AccessToken}")
   }
 
   @Test func namedCredentialFieldsReadEmptyWhenUnset() {

@@ -58,6 +58,13 @@ struct FormulaParseTests {
     #expect(error.description == "formula column \(column): \(error.message)")
   }
 
+  @Test func limitsHaveNames() {
+    #expect(Formula.maxSourceLength == 3900)
+    #expect(Formula.maxNestingDepth == 64)
+    #expect(Formula.maxIntermediateBytes == 65_536)
+    #expect(FormulaContext().maxValueLength == 1300)
+  }
+
   @Test func sourceLimit() throws {
     let atLimit = String(repeating: "a", count: Formula.maxSourceLength)
     #expect(try Formula(parsing: atLimit).source == atLimit)

@@ -25,17 +25,21 @@
 /// before a block, write it as a string: `{!"\\"}`).
 ///
 /// Limits: the source may hold at most `maxSourceLength` characters and nest parentheses and
-/// calls at most `FormulaParser.maxDepth` deep (parse errors). Intermediate values are bounded
-/// by 64 KiB and the final value by `FormulaContext.maxValueLength` characters; a final value
+/// calls at most `maxNestingDepth` deep (parse errors). Intermediate values are bounded by
+/// `maxIntermediateBytes` and the final value by `FormulaContext.maxValueLength` characters; a final value
 /// containing CR, LF or NUL is refused, so user attributes cannot inject header lines.
 public struct Formula: Sendable, Hashable, CustomStringConvertible {
   public let source: String
 
-  /// The longest source text accepted.
+  /// The longest source text accepted, in characters.
   public static let maxSourceLength = 3900
+  /// The deepest nesting of parentheses and function calls accepted.
+  public static let maxNestingDepth = 64
+  /// The largest value (UTF-8 bytes, or raw bytes) evaluation builds along the way.
+  public static let maxIntermediateBytes = 65_536
 
-  /// The evaluated text when the formula does not depend on the context.
-  private let constantText: String?
+  /// The evaluated text when the formula does not depend on the context, checked once.
+  private let constant: ConstantText?
   private let segments: [FormulaSegment]
   /// The first secret merge field, named in the refusal when secrets are not allowed.
   private let secretField: String?
@@ -45,6 +49,8 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
   /// User attribute names referenced through `$User.<Field>`, lowercased.
   public let referencedUserFields: Set<String>
   /// True when the formula reads `$Credential.<Name>.AccessToken` or `AuthorizationHeaderValue`.
+  /// Such a formula fails to evaluate, whichever branch is taken, unless the context allows
+  /// secrets.
   public let referencesSecrets: Bool
   /// True when the formula reads `$Named.Name` or `$Named.Url`.
   public let referencesNamedCredential: Bool
@@ -67,34 +73,42 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     let dependsOnContext =
       !parser.referencedCredentials.isEmpty || !parser.referencedUserFields.isEmpty
       || parser.referencesNamedCredential || parser.readsClockOrRandom
-    var constant: String? = nil
-    if !dependsOnContext {
-      // Fold now; if folding fails the error is reported at evaluation like any other.
-      constant = try? Self.render(segments, FormulaEvaluator(context: FormulaContext()))
-      if let constant { segments = [.text(constant)] }
+    var constant: ConstantText? = nil
+    // Fold now; if folding fails the error is reported at evaluation like any other.
+    if !dependsOnContext,
+      let text = try? Self.render(segments, FormulaEvaluator(context: FormulaContext()))
+    {
+      constant = ConstantText(text)
+      segments = [.text(text)]
     }
-    self.constantText = constant
+    self.constant = constant
     self.segments = segments
   }
 
   /// True when evaluation does not depend on the context: no `{!...}` block, or only blocks
   /// without merge fields, clock or UUID. Evaluation then returns the stored text.
-  public var isConstant: Bool { constantText != nil }
+  public var isConstant: Bool { constant != nil }
 
   /// True when the formula reads any `$User.<Field>`.
   public var referencesUser: Bool { !referencedUserFields.isEmpty }
 
   public func evaluate(in context: FormulaContext) throws(FormulaEvaluationError) -> String {
-    let value: String
-    if let constantText {
-      value = constantText
-    } else {
-      if let secretField, !context.allowSecrets {
-        throw FormulaEvaluator.secretRefused(secretField)
+    if let constant {
+      if constant.hasLineBreak { throw Self.lineBreak }
+      if constant.length > context.maxValueLength {
+        throw Self.tooLong(context.maxValueLength)
       }
-      value = try Self.render(segments, FormulaEvaluator(context: context))
+      return constant.text
     }
-    try Self.checkFinal(value, maxLength: context.maxValueLength)
+    if let secretField, !context.allowSecrets {
+      throw FormulaEvaluator.secretRefused(secretField)
+    }
+    let value = try Self.render(segments, FormulaEvaluator(context: context))
+    if Self.hasLineBreak(value) { throw Self.lineBreak }
+    // utf8.count >= count, so characters are only counted when the value might be too long.
+    if value.utf8.count > context.maxValueLength && value.count > context.maxValueLength {
+      throw Self.tooLong(context.maxValueLength)
+    }
     return value
   }
 
@@ -121,15 +135,28 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     return result
   }
 
-  /// The final value must fit the limit and hold no CR, LF or NUL.
-  private static func checkFinal(_ value: String, maxLength: Int) throws(FormulaEvaluationError) {
-    if value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }) {
-      throw FormulaEvaluationError("evaluated value contains a line break or NUL character")
-    }
-    // utf8.count >= count, so the character count is only taken when it might exceed.
-    if value.utf8.count > maxLength && value.count > maxLength {
-      throw FormulaEvaluationError(
-        "evaluated value is longer than the limit of \(maxLength) characters")
-    }
+  /// CR, LF and NUL would let a value split or end a header line.
+  static func hasLineBreak(_ value: String) -> Bool {
+    value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+  }
+
+  private static let lineBreak = FormulaEvaluationError(
+    "evaluated value contains a line break or NUL character")
+
+  private static func tooLong(_ limit: Int) -> FormulaEvaluationError {
+    FormulaEvaluationError("evaluated value is longer than the limit of \(limit) characters")
+  }
+}
+
+/// A context-free formula's text with the facts evaluation checks, computed once.
+private struct ConstantText: Sendable {
+  let text: String
+  let length: Int
+  let hasLineBreak: Bool
+
+  init(_ text: String) {
+    self.text = text
+    length = text.count
+    hasLineBreak = Formula.hasLineBreak(text)
   }
 }

@@ -8,7 +8,7 @@
 ///     primary    := string | ["-"] number | TRUE | FALSE | mergeField
 ///                 | NAME "(" [ expression { "," expression } ] ")" | "(" expression ")"
 struct FormulaParser {
-  static let maxDepth = 64
+  static let maxDepth = Formula.maxNestingDepth
 
   private var lexer: FormulaLexer
   private var lookahead: FormulaToken?

@@ -10,7 +10,7 @@ enum FormulaValue: Sendable, Equatable {
 
   /// The largest intermediate value (UTF-8 bytes or raw bytes) evaluation may build, so that
   /// nested functions cannot use unbounded memory.
-  static let maxIntermediateBytes = 65_536
+  static let maxIntermediateBytes = Formula.maxIntermediateBytes
 
   static let bytesNotText = FormulaEvaluationError(
     "binary value is not valid UTF-8 text; encode it with BASE64ENCODE or HEX")
