@@ -8,8 +8,12 @@
 /// - `TRUE` and `FALSE`;
 /// - `&` joins as text; `+` adds two numbers and otherwise joins as text; `-` subtracts two
 ///   numbers (left to right, one precedence level);
-/// - `=` / `==` and `<>` / `!=` compare (numbers numerically, otherwise as text) and give a boolean;
-/// - parentheses, and function calls `NAME(arg, ...)` with case-insensitive names:
+/// - `=` / `==` and `<>` / `!=` compare (numbers numerically, otherwise as case-sensitive text)
+///   and give a boolean, printed as `true` / `false`;
+/// - `HASH`, `HMAC` and `BLOB` give bytes; bytes join with bytes as bytes and become text
+///   only when they are valid UTF-8 (otherwise use `BASE64ENCODE` or `HEX`);
+/// - parentheses, and function calls `NAME(arg, ...)` with case-insensitive names and arity
+///   checked at parse time (see `FormulaFunction`):
 ///   `IF`, `BLANKVALUE`, `ISBLANK`, `NOT`, `AND`, `OR`, `UPPER`, `LOWER`, `TRIM`, `LEFT`, `RIGHT`,
 ///   `LEN`, `SUBSTITUTE`, `CONTAINS`, `BEGINS`, `TEXT`, `URLENCODE`, `BASE64ENCODE`,
 ///   `BASE64DECODE`, `BLOB`, `HEX`, `HASH`, `HMAC`, `NOW_EPOCH`, `UUID`;
@@ -26,8 +30,9 @@
 ///
 /// Limits: the source may hold at most `maxSourceLength` characters and nest parentheses and
 /// calls at most `maxNestingDepth` deep (parse errors). Intermediate values are bounded by
-/// `maxIntermediateBytes` and the final value by `FormulaContext.maxValueLength` characters; a final value
-/// containing CR, LF or NUL is refused, so user attributes cannot inject header lines.
+/// `maxIntermediateBytes` and the final value by `FormulaContext.maxValueLength` characters
+/// (an error, never truncation); a final value containing CR, LF or NUL is refused, so user
+/// attributes cannot inject header lines. Evaluation errors never quote values or inputs.
 public struct Formula: Sendable, Hashable, CustomStringConvertible {
   public let source: String
 

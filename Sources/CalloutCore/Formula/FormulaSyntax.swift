@@ -63,30 +63,49 @@ enum CredentialParameter: String, Sendable, CaseIterable {
 
 /// Functions of the language. Names are case-insensitive; arity is checked at parse time.
 enum FormulaFunction: String, Sendable, CaseIterable {
+  /// `BLANKVALUE(a, b)`: `a`, or `b` when `a` is blank (evaluated only then).
   case blankValue = "BLANKVALUE"
+  /// `IF(condition, then, else)`: evaluates only the chosen branch.
   case `if` = "IF"
+  /// `ISBLANK(a)`: true for empty text or bytes.
   case isBlank = "ISBLANK"
+  /// `NOT(b)`, `AND(b, ...)`, `OR(b, ...)`: on booleans (or the text `true` / `false`).
   case not = "NOT"
   case and = "AND"
   case or = "OR"
+  /// `UPPER(s)`, `LOWER(s)`, `TRIM(s)` (whitespace at both ends).
   case upper = "UPPER"
   case lower = "LOWER"
   case trim = "TRIM"
+  /// `LEFT(s, n)`, `RIGHT(s, n)`: the first / last `n` characters; negative `n` means 0.
   case left = "LEFT"
   case right = "RIGHT"
+  /// `LEN(s)`: the number of characters.
   case len = "LEN"
+  /// `SUBSTITUTE(s, old, new)`: replaces every `old`.
   case substitute = "SUBSTITUTE"
+  /// `CONTAINS(s, part)`, `BEGINS(s, prefix)`: booleans, case-sensitive.
   case contains = "CONTAINS"
   case begins = "BEGINS"
+  /// `TEXT(x)`: the value as text.
   case text = "TEXT"
+  /// `URLENCODE(s)`: RFC 3986 percent-encoding of every byte but the unreserved characters.
   case urlEncode = "URLENCODE"
+  /// `BASE64ENCODE(x)`: standard base64 of the text's UTF-8 or of the bytes.
   case base64Encode = "BASE64ENCODE"
+  /// `BASE64DECODE(s)`: the decoded text; padding optional; the result must be UTF-8.
   case base64Decode = "BASE64DECODE"
+  /// `BLOB(s)`: the text's UTF-8 bytes.
   case blob = "BLOB"
+  /// `HEX(x)`: lowercase hex of the text's UTF-8 or of the bytes.
   case hex = "HEX"
+  /// `HASH('SHA-1' | 'SHA-256' | 'SHA-512', x)`: the digest, as bytes.
   case hash = "HASH"
+  /// `HMAC('SHA-256' | 'SHA-512', data, key)`: the MAC, as bytes.
   case hmac = "HMAC"
+  /// `NOW_EPOCH()`: `FormulaContext.now`, whole seconds since the Unix epoch.
   case nowEpoch = "NOW_EPOCH"
+  /// `UUID()`: `FormulaContext.uuid`, lowercase.
   case uuid = "UUID"
 
   /// Accepted argument counts.
