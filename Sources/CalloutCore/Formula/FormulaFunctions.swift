@@ -108,11 +108,10 @@ extension FormulaEvaluator {
     throws(FormulaEvaluationError)
     -> DigestAlgorithm
   {
-    guard case .text(let name) = try evaluate(node), let algorithm = DigestAlgorithm(name: name),
-      function == .hash || algorithm != .sha1
+    guard case .text(let name) = try evaluate(node),
+      let algorithm = DigestAlgorithm(name: name, for: function)
     else {
-      let allowed = function == .hash ? "'SHA-1', 'SHA-256' or 'SHA-512'" : "'SHA-256' or 'SHA-512'"
-      throw FormulaEvaluationError("\(function.rawValue) algorithm must be \(allowed)")
+      throw FormulaEvaluationError(DigestAlgorithm.refusal(for: function))
     }
     return algorithm
   }

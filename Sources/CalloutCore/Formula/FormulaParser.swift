@@ -184,12 +184,8 @@ struct FormulaParser {
     guard function == .hash || function == .hmac, case .literal(let value) = arguments[0] else {
       return
     }
-    guard case .text(let name) = value, let algorithm = DigestAlgorithm(name: name),
-      function == .hash || algorithm != .sha1
-    else {
-      let allowed = function == .hash ? "'SHA-1', 'SHA-256' or 'SHA-512'" : "'SHA-256' or 'SHA-512'"
-      throw FormulaParseError(
-        column: column, message: "\(function.rawValue) algorithm must be \(allowed)")
+    guard case .text(let name) = value, DigestAlgorithm(name: name, for: function) != nil else {
+      throw FormulaParseError(column: column, message: DigestAlgorithm.refusal(for: function))
     }
   }
 

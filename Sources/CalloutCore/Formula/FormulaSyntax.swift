@@ -140,17 +140,23 @@ enum FormulaFunction: String, Sendable, CaseIterable {
     uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
 }
 
-/// Digest algorithms accepted by `HASH` and `HMAC`, named case-insensitively with or without
-/// the dash (`'SHA-256'`, `'sha256'`).
+/// Digest algorithms accepted by `HASH` (all three) and `HMAC` (not SHA-1), named
+/// case-insensitively with or without the dash (`'SHA-256'`, `'sha256'`).
 enum DigestAlgorithm: Sendable {
   case sha1, sha256, sha512
 
-  init?(name: String) {
+  init?(name: String, for function: FormulaFunction) {
     switch name.uppercased().replacingOccurrences(of: "-", with: "") {
-    case "SHA1": self = .sha1
+    case "SHA1" where function == .hash: self = .sha1
     case "SHA256": self = .sha256
     case "SHA512": self = .sha512
     default: return nil
     }
+  }
+
+  /// The message for a name `init(name:for:)` refuses.
+  static func refusal(for function: FormulaFunction) -> String {
+    let allowed = function == .hash ? "'SHA-1', 'SHA-256' or 'SHA-512'" : "'SHA-256' or 'SHA-512'"
+    return "\(function.rawValue) algorithm must be \(allowed)"
   }
 }
