@@ -388,3 +388,42 @@ func variant(_ old: String, _ new: String) -> String {
         #expect(CIDR("2001:db8:0:0:1:0:0:1")?.description == "2001:db8::1:0:0:1/128")
     }
 }
+
+@Suite struct ConfigFormulaTests {
+    static let sc = "signing_certificate = \"Acme_Signing\""
+
+    @Test func formulaErrorsCarryTheirPosition() {
+        let cases: [(String, String)] = [
+            (variant(Self.sc, Self.sc + "\nscope = '{!NOPE(1)}'"), "external_credential[0].scope"),
+            (variant(Self.sc, Self.sc + "\n  [external_credential.jwt_claims]\n  tenant = '{!$User.Dept'"), "external_credential[0].jwt_claims.tenant"),
+            (variant(Self.sc, Self.sc + "\n  [external_credential.jwt_header]\n  kid = '{!\"a\" & }'"), "external_credential[0].jwt_header.kid"),
+            (validConfig + "\n  [[named_credential.custom_header]]\n  name = \"X-A\"\n  value = '{!$Bogus.X}'\n", "named_credential[0].custom_header[0].value"),
+        ]
+        for (text, path) in cases {
+            let found = issues(text).first { $0.keyPath == path }
+            #expect(found?.message.hasPrefix("formula column ") == true, "\(path): \(issues(text))")
+            #expect(found?.line != nil)
+        }
+    }
+
+    @Test func salesforceScopeExampleParsesAndEvaluates() throws {
+        let text = variant(Self.sc, Self.sc + "\nscope = '{!\"session:role:\" + $User.Department}'")
+        let scope = try #require(try ConfigLoader.load(text: text).externalCredentials[0].scope)
+        #expect(try scope.evaluate(in: FormulaContext(user: ["department": "Finance"])) == "session:role:Finance")
+    }
+
+    @Test func secretsOnlyInNamedCredentialHeadersThatAllowFormulas() {
+        let secret = "value = '{!$Credential.Acme_API.AccessToken}'"
+        let inExternal = variant(Self.sc, Self.sc + "\n  [[external_credential.custom_header]]\n  name = \"X-T\"\n  " + secret)
+        #expect(issues(inExternal).contains { $0.keyPath == "external_credential[0].custom_header[0].value" && $0.message.contains("allow_formulas_in_headers") })
+        let namedOff = validConfig + "\n  [[named_credential.custom_header]]\n  name = \"X-T\"\n  " + secret + "\n"
+        #expect(issues(namedOff).contains { $0.keyPath == "named_credential[0].custom_header[0].value" })
+        let namedOn = variant("external_credential = \"Acme_API\"", "external_credential = \"Acme_API\"\nallow_formulas_in_headers = true") + "\n  [[named_credential.custom_header]]\n  name = \"X-T\"\n  " + secret + "\n"
+        #expect(issues(namedOn).isEmpty, "\(issues(namedOn))")
+    }
+
+    @Test func unknownOrOtherCredentialInFormula() {
+        let text = variant(Self.sc, Self.sc + "\nscope = '{!$Credential.Other_API.ClientId}'")
+        #expect(issues(text).contains { $0.keyPath == "external_credential[0].scope" && $0.message.contains("unknown external credential 'Other_API'") })
+    }
+}
