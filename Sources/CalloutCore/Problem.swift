@@ -49,18 +49,24 @@ public struct Problem: Error, Sendable, Equatable {
     public static func unknownNamedCredential(_ alias: String?) -> Problem {
         Problem(
             status: 404, code: "unknown_named_credential", title: "Unknown named credential",
-            detail: alias.map { "No named credential is called '\(JSONString.printable($0))'; the proxy forwards only to configured named credentials." }
-                ?? "The request does not name a named credential. Use http://Alias/path through the proxy, /callout:Alias/path, or Host: Alias.")
+            detail: alias.map {
+                "No named credential is called '\(JSONString.printable($0))'; the proxy forwards only to configured named credentials."
+            }
+                ?? "The request does not name a named credential. Use http://Alias/path through the proxy, /callout:Alias/path, or Host: Alias."
+        )
     }
 
     public static func disabled(_ alias: String) -> Problem {
-        Problem(status: 403, code: "named_credential_disabled", title: "Named credential disabled", detail: "Named credential '\(alias)' is disabled.", namedCredential: alias)
+        Problem(
+            status: 403, code: "named_credential_disabled", title: "Named credential disabled",
+            detail: "Named credential '\(alias)' is disabled.", namedCredential: alias)
     }
 
     public static func connect() -> Problem {
         Problem(
             status: 405, code: "method_not_allowed", title: "CONNECT is not supported",
-            detail: "Tokens cannot be injected into a TLS tunnel. Send plain HTTP to the alias (http://Alias/path) and the proxy forwards it over HTTPS.",
+            detail:
+                "Tokens cannot be injected into a TLS tunnel. Send plain HTTP to the alias (http://Alias/path) and the proxy forwards it over HTTPS.",
             headers: [("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")])
     }
 
@@ -68,19 +74,25 @@ public struct Problem: Error, Sendable, Equatable {
         Problem(
             status: 407, code: "proxy_authentication_required", title: "Proxy authentication required",
             detail: "This address is not a trusted caller; authenticate with Proxy-Authorization (Bearer or Basic).",
-            headers: [("Proxy-Authenticate", "Bearer realm=\"callout-proxy\""), ("Proxy-Authenticate", "Basic realm=\"callout-proxy\"")])
+            headers: [
+                ("Proxy-Authenticate", "Bearer realm=\"callout-proxy\""),
+                ("Proxy-Authenticate", "Basic realm=\"callout-proxy\""),
+            ])
     }
 
     public static func noPrincipal(_ alias: String, credential: String) -> Problem {
         Problem(
             status: 403, code: "no_principal", title: "No principal for this caller",
-            detail: "The caller's permission sets and profile qualify for no principal of external credential '\(credential)'.", namedCredential: alias)
+            detail:
+                "The caller's permission sets and profile qualify for no principal of external credential '\(credential)'.",
+            namedCredential: alias)
     }
 
     public static func principalNotAllowed(_ alias: String, requested: String) -> Problem {
         Problem(
             status: 403, code: "principal_not_allowed", title: "Requested principal not allowed",
-            detail: "The caller does not qualify for principal '\(JSONString.printable(requested))'.", namedCredential: alias)
+            detail: "The caller does not qualify for principal '\(JSONString.printable(requested))'.",
+            namedCredential: alias)
     }
 
     public static func badRequest(_ detail: String, alias: String? = nil) -> Problem {
@@ -88,23 +100,34 @@ public struct Problem: Error, Sendable, Equatable {
     }
 
     public static func requestTooLarge(limit: Int, alias: String? = nil) -> Problem {
-        Problem(status: 413, code: "request_too_large", title: "Request body too large", detail: "The request body exceeds max_request_body_bytes (\(limit) bytes).", namedCredential: alias)
+        Problem(
+            status: 413, code: "request_too_large", title: "Request body too large",
+            detail: "The request body exceeds max_request_body_bytes (\(limit) bytes).", namedCredential: alias)
     }
 
     public static func headersTooLarge(limit: Int) -> Problem {
-        Problem(status: 431, code: "request_header_fields_too_large", title: "Request header fields too large", detail: "The request head exceeds max_header_bytes (\(limit) bytes).")
+        Problem(
+            status: 431, code: "request_header_fields_too_large", title: "Request header fields too large",
+            detail: "The request head exceeds max_header_bytes (\(limit) bytes).")
     }
 
     public static func upstreamUnavailable(_ alias: String, reason: String) -> Problem {
-        Problem(status: 502, code: "upstream_unavailable", title: "Upstream unavailable", detail: "The endpoint of '\(alias)' could not be reached: \(reason).", namedCredential: alias)
+        Problem(
+            status: 502, code: "upstream_unavailable", title: "Upstream unavailable",
+            detail: "The endpoint of '\(alias)' could not be reached: \(reason).", namedCredential: alias)
     }
 
     public static func upstreamTimeout(_ alias: String, seconds: Int) -> Problem {
-        Problem(status: 504, code: "upstream_timeout", title: "Upstream timeout", detail: "The callout did not complete within request_timeout_seconds (\(seconds) s).", namedCredential: alias)
+        Problem(
+            status: 504, code: "upstream_timeout", title: "Upstream timeout",
+            detail: "The callout did not complete within request_timeout_seconds (\(seconds) s).",
+            namedCredential: alias)
     }
 
     public static func formulaFailed(_ alias: String, location: String, message: String) -> Problem {
-        Problem(status: 400, code: "formula_failed", title: "Formula evaluation failed", detail: "\(location): \(message)", namedCredential: alias)
+        Problem(
+            status: 400, code: "formula_failed", title: "Formula evaluation failed", detail: "\(location): \(message)",
+            namedCredential: alias)
     }
 }
 
@@ -121,7 +144,9 @@ public enum JSONString {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+                    out +=
+                        "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                        + String(scalar.value, radix: 16)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -42,12 +42,17 @@ struct CalloutForwarder: Sendable {
 
         // Route.
         let address: CalloutAddress
-        switch CalloutAddressing.address(method: head.method.rawValue, target: head.uri, host: head.headers.first(name: "host")) {
+        switch CalloutAddressing.address(
+            method: head.method.rawValue, target: head.uri, host: head.headers.first(name: "host"))
+        {
         case .success(let a): address = a
         case .failure(.connectNotSupported): return try await refuse(.connect(), bodyRead: false)
         case .failure(.noAlias): return try await refuse(.unknownNamedCredential(nil), bodyRead: false)
         case .failure(.unsupportedScheme(let s)):
-            return try await refuse(.badRequest("absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"), bodyRead: false)
+            return try await refuse(
+                .badRequest(
+                    "absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"),
+                bodyRead: false)
         case .failure(.malformedTarget(let why)): return try await refuse(.badRequest(why), bodyRead: false)
         }
         log.alias = address.alias
@@ -68,9 +73,12 @@ struct CalloutForwarder: Sendable {
         switch URLJoin.join(base: named.url.absoluteString, path: address.path, query: address.query) {
         case .success(let u): targetURL = u
         case .failure(.escapesBasePath):
-            return try await refuse(.badRequest("the path climbs above the named credential's base path", alias: named.name), bodyRead: false)
+            return try await refuse(
+                .badRequest("the path climbs above the named credential's base path", alias: named.name),
+                bodyRead: false)
         case .failure(.ambiguousPath):
-            return try await refuse(.badRequest("the path contains encoded separators or NUL", alias: named.name), bodyRead: false)
+            return try await refuse(
+                .badRequest("the path contains encoded separators or NUL", alias: named.name), bodyRead: false)
         }
 
         // Identity and principal: decided before any byte of body is read or any token fetched.
@@ -78,13 +86,16 @@ struct CalloutForwarder: Sendable {
         let identity: CallerIdentity
         switch snapshot.identity.resolve(peer: peer, headers: incoming) {
         case .success(let i): identity = i
-        case .failure(.proxyAuthenticationRequired): return try await refuse(.proxyAuthenticationRequired(), bodyRead: false)
-        case .failure(.badIdentityHeader(let why)): return try await refuse(.badRequest(why, alias: named.name), bodyRead: false)
+        case .failure(.proxyAuthenticationRequired):
+            return try await refuse(.proxyAuthenticationRequired(), bodyRead: false)
+        case .failure(.badIdentityHeader(let why)):
+            return try await refuse(.badRequest(why, alias: named.name), bodyRead: false)
         }
         let principal: PrincipalConfig
         switch PrincipalResolver.choose(credential, for: identity) {
         case .success(let p): principal = p
-        case .failure(.noPrincipal): return try await refuse(.noPrincipal(named.name, credential: credential.name), bodyRead: false)
+        case .failure(.noPrincipal):
+            return try await refuse(.noPrincipal(named.name, credential: credential.name), bodyRead: false)
         case .failure(.requestedPrincipalNotAllowed(let r)):
             return try await refuse(.principalNotAllowed(named.name, requested: r), bodyRead: false)
         }
@@ -96,10 +107,12 @@ struct CalloutForwarder: Sendable {
         case .success(let b): body = b
         case .failure(let p): return try await refuse(p, bodyRead: false)
         }
-        let demand = TokenDemand(credential: credential, principal: principal, identity: identity, namedCredential: named)
+        let demand = TokenDemand(
+            credential: credential, principal: principal, identity: identity, namedCredential: named)
         let plan = CalloutPlan(
             named: named, credential: credential, principal: principal, identity: identity, head: head,
-            incoming: incoming, targetURL: targetURL, settings: settings, isIdentityHeader: snapshot.identity.isIdentityHeader,
+            incoming: incoming, targetURL: targetURL, settings: settings,
+            isIdentityHeader: snapshot.identity.isIdentityHeader,
             tlsConfiguration: snapshot.upstreamTLS[named.name.lowercased()])
 
         let deadline = NIODeadline.now() + .seconds(Int64(settings.requestTimeoutSeconds))
@@ -108,7 +121,9 @@ struct CalloutForwarder: Sendable {
             case .none, .buffered:
                 var buffered: ByteBuffer? = nil
                 if case .buffered(let b) = body { buffered = b }
-                return try await forwardReplayable(plan: plan, demand: demand, body: buffered, deadline: deadline, outbound: outbound, log: &log) && keepAlive
+                return try await forwardReplayable(
+                    plan: plan, demand: demand, body: buffered, deadline: deadline, outbound: outbound, log: &log)
+                    && keepAlive
             case .streaming(let prefix, let length):
                 return try await forwardStreaming(
                     plan: plan, demand: demand, prefix: prefix, length: length, deadline: deadline, inbound: &inbound,
@@ -129,7 +144,9 @@ struct CalloutForwarder: Sendable {
         var token = try await obtainToken(plan: plan, demand: demand, log: &log)
         var request = try plan.request(token: token, body: body.map { .bytes($0) })
         var response = try await send(request, plan: plan, deadline: deadline, log: &log)
-        if RetryDecision.decide(status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: true, credential: plan.credential) == .refreshAndReplay,
+        if RetryDecision.decide(
+            status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: true,
+            credential: plan.credential) == .refreshAndReplay,
             let failed = token
         {
             log.retried = true
@@ -151,7 +168,8 @@ struct CalloutForwarder: Sendable {
         let token = try await obtainToken(plan: plan, demand: demand, log: &log)
         let channel = AsyncThrowingChannel<ByteBuffer, any Error>()
         let bodySequence = chain([prefix].async, channel)
-        let request = try plan.request(token: token, body: .stream(bodySequence, length: length.map { .known($0) } ?? .unknown))
+        let request = try plan.request(
+            token: token, body: .stream(bodySequence, length: length.map { .known($0) } ?? .unknown))
         let upstreamDone = NIOLockedValueBox(false)
         let limit = plan.settings.maxRequestBodyBytes
         let recordBox = NIOLockedValueBox(log)
@@ -165,10 +183,18 @@ struct CalloutForwarder: Sendable {
                     recordBox.withLockedValue { $0 = record }
                 }
                 let response = try await send(request, plan: plan, deadline: deadline, log: &record)
-                if RetryDecision.decide(status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: false, credential: plan.credential) == .deliverNotReplayable {
+                if RetryDecision.decide(
+                    status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: false,
+                    credential: plan.credential) == .deliverNotReplayable
+                {
                     record.notReplayed = true
                     observer.refreshNotReplayed(namedCredential: plan.named.name)
-                    logger.warning("refresh status on a streamed body: not replayed", metadata: ["named_credential": "\(plan.named.name)", "status": "\(response.status.code)", "retry_body_buffer_bytes": "\(plan.settings.retryBodyBufferBytes)"])
+                    logger.warning(
+                        "refresh status on a streamed body: not replayed",
+                        metadata: [
+                            "named_credential": "\(plan.named.name)", "status": "\(response.status.code)",
+                            "retry_body_buffer_bytes": "\(plan.settings.retryBodyBufferBytes)",
+                        ])
                     if let token { await tokens.invalidate(token, for: demand) }
                 }
                 return try await deliver(response, plan: plan, outbound: outbound, log: &record)
@@ -191,14 +217,18 @@ struct CalloutForwarder: Sendable {
 
     // MARK: - Steps
 
-    private func obtainToken(plan: CalloutPlan, demand: TokenDemand, log: inout CalloutLogRecord) async throws -> IssuedToken? {
+    private func obtainToken(plan: CalloutPlan, demand: TokenDemand, log: inout CalloutLogRecord) async throws
+        -> IssuedToken?
+    {
         guard plan.needsToken else { return nil }
         let token = try await tokens.token(for: demand)
         log.tokenFetched = log.tokenFetched || token.fetched
         return token
     }
 
-    private func send(_ request: HTTPClientRequest, plan: CalloutPlan, deadline: NIODeadline, log: inout CalloutLogRecord) async throws -> HTTPClientResponse {
+    private func send(
+        _ request: HTTPClientRequest, plan: CalloutPlan, deadline: NIODeadline, log: inout CalloutLogRecord
+    ) async throws -> HTTPClientResponse {
         let started = ContinuousClock.now
         do {
             let response = try await httpClient.execute(request, deadline: deadline, logger: logger)
@@ -209,7 +239,8 @@ struct CalloutForwarder: Sendable {
             throw CancellationError()
         } catch {
             let (timeout, reason) = UpstreamClient.describe(error)
-            logger.debug("upstream failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(reason)"])
+            logger.debug(
+                "upstream failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(reason)"])
             throw timeout
                 ? Problem.upstreamTimeout(plan.named.name, seconds: plan.settings.requestTimeoutSeconds)
                 : Problem.upstreamUnavailable(plan.named.name, reason: reason)
@@ -227,11 +258,14 @@ struct CalloutForwarder: Sendable {
         } catch {}
     }
 
-    private func deliver(_ response: HTTPClientResponse, plan: CalloutPlan, outbound: Outbound, log: inout CalloutLogRecord) async throws -> Bool {
+    private func deliver(
+        _ response: HTTPClientResponse, plan: CalloutPlan, outbound: Outbound, log: inout CalloutLogRecord
+    ) async throws -> Bool {
         var headers = HTTPHeaders()
         var connectionTokens: Set<String> = []
         for value in response.headers[canonicalForm: "connection"] { connectionTokens.insert(value.lowercased()) }
-        for (name, value) in response.headers where !OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens) {
+        for (name, value) in response.headers
+        where !OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens) {
             headers.add(name: name, value: value)
         }
         headers.add(name: "Via", value: Self.via)
@@ -255,7 +289,11 @@ struct CalloutForwarder: Sendable {
         } catch {
             // The upstream failed mid-body: the caller already has the head, so end the connection.
             log.bytesOut = bytes
-            logger.debug("upstream body failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(UpstreamClient.describe(error).reason)"])
+            logger.debug(
+                "upstream body failed",
+                metadata: [
+                    "named_credential": "\(plan.named.name)", "reason": "\(UpstreamClient.describe(error).reason)",
+                ])
             throw error
         }
         log.bytesOut = bytes
@@ -307,17 +345,27 @@ struct CalloutPlan: Sendable {
         let plainContext = formulaContext(token: token, allowSecrets: false)
         let namedNames = Set(named.customHeaders.map { $0.name.lowercased() })
         for h in named.customHeaders {
-            custom.append((h.name, try evaluate(h.value, secretsContext, "named_credential \(named.name) custom_header \(h.name)")))
+            custom.append(
+                (
+                    h.name,
+                    try evaluate(h.value, secretsContext, "named_credential \(named.name) custom_header \(h.name)")
+                ))
         }
         for h in credential.customHeaders where !namedNames.contains(h.name.lowercased()) {
-            custom.append((h.name, try evaluate(h.value, plainContext, "external_credential \(credential.name) custom_header \(h.name)")))
+            custom.append(
+                (
+                    h.name,
+                    try evaluate(
+                        h.value, plainContext, "external_credential \(credential.name) custom_header \(h.name)")
+                ))
         }
         var incoming = self.incoming
         if named.allowFormulasInHeaders {
             for i in incoming.indices where incoming[i].1.contains("{!") && !isIdentityHeader(incoming[i].0) {
                 let formula: Formula
                 do { formula = try Formula(parsing: incoming[i].1) } catch {
-                    throw Problem.formulaFailed(named.name, location: "request header \(incoming[i].0)", message: error.description)
+                    throw Problem.formulaFailed(
+                        named.name, location: "request header \(incoming[i].0)", message: error.description)
                 }
                 incoming[i].1 = try evaluate(formula, secretsContext, "request header \(incoming[i].0)")
             }

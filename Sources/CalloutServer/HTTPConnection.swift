@@ -20,7 +20,8 @@ struct HTTPConnection {
                 var iterator = inbound.makeAsyncIterator()
                 while let part = try await iterator.next() {
                     guard case .head(let head) = part else { continue }
-                    let keepAlive = try await forwarder.handle(head: head, peer: peer, inbound: &iterator, outbound: outbound)
+                    let keepAlive = try await forwarder.handle(
+                        head: head, peer: peer, inbound: &iterator, outbound: outbound)
                     if !keepAlive || isShuttingDown() { break }
                 }
             }
@@ -77,7 +78,8 @@ extension CalloutForwarder {
     /// Moves the rest of a streamed body from the connection into `channel`, counting bytes
     /// against the body limit. Stops early (returning false) when the upstream stopped reading.
     func pumpBody(
-        from inbound: inout InboundIterator, into channel: AsyncThrowingChannel<ByteBuffer, any Error>, alreadySent: Int,
+        from inbound: inout InboundIterator, into channel: AsyncThrowingChannel<ByteBuffer, any Error>,
+        alreadySent: Int,
         limit: Int, upstreamDone: @Sendable () -> Bool
     ) async throws -> Bool {
         var total = alreadySent

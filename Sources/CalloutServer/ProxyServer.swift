@@ -30,8 +30,10 @@ public final class ProxyServer: Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
-        self.forwarder = CalloutForwarder(configuration: configuration, tokens: tokens, httpClient: httpClient, logger: logger, observer: observer)
-        self.limiter = ConnectionLimiter(limit: { configuration.current.config.proxy.maxConnections }, onRejected: { observer.connectionRejected() })
+        self.forwarder = CalloutForwarder(
+            configuration: configuration, tokens: tokens, httpClient: httpClient, logger: logger, observer: observer)
+        self.limiter = ConnectionLimiter(
+            limit: { configuration.current.config.proxy.maxConnections }, onRejected: { observer.connectionRejected() })
     }
 
     /// Open client connections right now.
@@ -63,7 +65,9 @@ public final class ProxyServer: Sendable {
                         throw ChannelError.ioOnClosedChannel
                     }
                     let sync = channel.pipeline.syncOperations
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: true,
+                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try sync.addHandler(MalformedRequestHandler(maxHeaderBytes: settings.maxHeaderBytes))
                     try sync.addHandler(ConnectionTimeoutHandler(headTimeout: headTimeout, idleTimeout: idleTimeout))
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
@@ -89,7 +93,10 @@ public final class ProxyServer: Sendable {
                 do {
                     for try await connection in inbound {
                         group.addTask {
-                            await HTTPConnection(channel: connection, forwarder: forwarder, isShuttingDown: { state.withLockedValue { $0.shuttingDown } }).run()
+                            await HTTPConnection(
+                                channel: connection, forwarder: forwarder,
+                                isShuttingDown: { state.withLockedValue { $0.shuttingDown } }
+                            ).run()
                         }
                     }
                 } catch {

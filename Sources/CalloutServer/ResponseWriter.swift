@@ -4,7 +4,9 @@ import NIOHTTP1
 
 enum ResponseWriter {
     /// Writes a problem+json response. `close` adds `Connection: close`; the caller then ends the connection.
-    static func writeProblem(_ problem: Problem, to outbound: Outbound, head: HTTPRequestHead?, close: Bool) async throws {
+    static func writeProblem(_ problem: Problem, to outbound: Outbound, head: HTTPRequestHead?, close: Bool)
+        async throws
+    {
         let body = ByteBuffer(string: head?.method == .HEAD ? "" : problem.json)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: Problem.contentType)
@@ -14,7 +16,8 @@ enum ResponseWriter {
         for (name, value) in problem.headers { headers.add(name: name, value: value) }
         if close { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: problem.status)
-        try await outbound.write(.head(HTTPResponseHead(version: head?.version ?? .http1_1, status: status, headers: headers)))
+        try await outbound.write(
+            .head(HTTPResponseHead(version: head?.version ?? .http1_1, status: status, headers: headers)))
         if body.readableBytes > 0 { try await outbound.write(.body(.byteBuffer(body))) }
         try await outbound.write(.end(nil))
     }

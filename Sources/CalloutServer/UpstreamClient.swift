@@ -47,7 +47,12 @@ public enum UpstreamClient {
             return (false, "TLS handshake failed (is the endpoint's certificate trusted? see ca_file)")
         }
         if let e = error as? NIOConnectionError {
-            return (false, e.connectionErrors.isEmpty ? "connection failed (\(e.dnsAAAAError == nil && e.dnsAError == nil ? "no address" : "DNS lookup failed"))" : "connection refused or unreachable")
+            return (
+                false,
+                e.connectionErrors.isEmpty
+                    ? "connection failed (\(e.dnsAAAAError == nil && e.dnsAError == nil ? "no address" : "DNS lookup failed"))"
+                    : "connection refused or unreachable"
+            )
         }
         if error is ChannelError { return (false, "connection failed") }
         if let io = error as? IOError { return (false, "connection failed (errno \(io.errnoCode))") }

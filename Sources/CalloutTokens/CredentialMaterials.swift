@@ -40,7 +40,9 @@ public struct CredentialMaterials: Sendable {
                     privateKeyFile: c.privateKeyFile, certificateFile: c.certificateFile,
                     passphraseEnvironmentVariable: c.privateKeyPassphraseEnv, environment: environment)
             } catch let error as KeyLoadError {
-                issues.append(config.issue("\(path).\(keyPath(for: error, certificateFile: c.certificateFile))", error.description))
+                issues.append(
+                    config.issue(
+                        "\(path).\(keyPath(for: error, certificateFile: c.certificateFile))", error.description))
                 continue
             } catch {
                 issues.append(config.issue(path, "cannot be loaded"))
@@ -48,21 +50,30 @@ public struct CredentialMaterials: Sendable {
             }
             guard mtlsNames.contains(c.name.lowercased()) else { continue }
             guard let certificateFile = c.certificateFile else {
-                issues.append(config.issue("\(path).certificate_file", "is required: certificate '\(c.name)' is used as a TLS client certificate"))
+                issues.append(
+                    config.issue(
+                        "\(path).certificate_file",
+                        "is required: certificate '\(c.name)' is used as a TLS client certificate"))
                 continue
             }
             do {
                 let passphrase = c.privateKeyPassphraseEnv.flatMap { environment[$0] }
                 let key: NIOSSLPrivateKey
                 if let passphrase {
-                    key = try NIOSSLPrivateKey(file: c.privateKeyFile, format: .pem) { setter in setter(Array(passphrase.utf8)) }
+                    key = try NIOSSLPrivateKey(file: c.privateKeyFile, format: .pem) { setter in
+                        setter(Array(passphrase.utf8))
+                    }
                 } else {
                     key = try NIOSSLPrivateKey(file: c.privateKeyFile, format: .pem)
                 }
                 tls[c.name.lowercased()] = TLSIdentity(
                     certificateChain: try NIOSSLCertificate.fromPEMFile(certificateFile), privateKey: key)
             } catch {
-                issues.append(config.issue(path, "cannot be used as a TLS client identity (the key or certificate is not accepted by the TLS library)"))
+                issues.append(
+                    config.issue(
+                        path,
+                        "cannot be used as a TLS client identity (the key or certificate is not accepted by the TLS library)"
+                    ))
             }
         }
         for (i, e) in config.externalCredentials.enumerated() {

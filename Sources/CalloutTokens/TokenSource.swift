@@ -7,7 +7,10 @@ public struct TokenDemand: Sendable {
     public var identity: CallerIdentity
     public var namedCredential: NamedCredentialConfig?
 
-    public init(credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity, namedCredential: NamedCredentialConfig?) {
+    public init(
+        credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
+        namedCredential: NamedCredentialConfig?
+    ) {
         self.credential = credential
         self.principal = principal
         self.identity = identity
@@ -38,7 +41,9 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
     /// `<type> <token>`, the `Authorization` value.
     public var authorizationValue: String { "\(tokenType) \(accessToken)" }
 
-    public var description: String { "IssuedToken(type: \(tokenType), id: \(tokenID), expires in \(expiresIn) s, <redacted>)" }
+    public var description: String {
+        "IssuedToken(type: \(tokenType), id: \(tokenID), expires in \(expiresIn) s, <redacted>)"
+    }
     public var debugDescription: String { description }
 }
 

@@ -395,9 +395,18 @@ func variant(_ old: String, _ new: String) -> String {
     @Test func formulaErrorsCarryTheirPosition() {
         let cases: [(String, String)] = [
             (variant(Self.sc, Self.sc + "\nscope = '{!NOPE(1)}'"), "external_credential[0].scope"),
-            (variant(Self.sc, Self.sc + "\n  [external_credential.jwt_claims]\n  tenant = '{!$User.Dept'"), "external_credential[0].jwt_claims.tenant"),
-            (variant(Self.sc, Self.sc + "\n  [external_credential.jwt_header]\n  kid = '{!\"a\" & }'"), "external_credential[0].jwt_header.kid"),
-            (validConfig + "\n  [[named_credential.custom_header]]\n  name = \"X-A\"\n  value = '{!$Bogus.X}'\n", "named_credential[0].custom_header[0].value"),
+            (
+                variant(Self.sc, Self.sc + "\n  [external_credential.jwt_claims]\n  tenant = '{!$User.Dept'"),
+                "external_credential[0].jwt_claims.tenant"
+            ),
+            (
+                variant(Self.sc, Self.sc + "\n  [external_credential.jwt_header]\n  kid = '{!\"a\" & }'"),
+                "external_credential[0].jwt_header.kid"
+            ),
+            (
+                validConfig + "\n  [[named_credential.custom_header]]\n  name = \"X-A\"\n  value = '{!$Bogus.X}'\n",
+                "named_credential[0].custom_header[0].value"
+            ),
         ]
         for (text, path) in cases {
             let found = issues(text).first { $0.keyPath == path }
@@ -414,16 +423,29 @@ func variant(_ old: String, _ new: String) -> String {
 
     @Test func secretsOnlyInNamedCredentialHeadersThatAllowFormulas() {
         let secret = "value = '{!$Credential.Acme_API.AccessToken}'"
-        let inExternal = variant(Self.sc, Self.sc + "\n  [[external_credential.custom_header]]\n  name = \"X-T\"\n  " + secret)
-        #expect(issues(inExternal).contains { $0.keyPath == "external_credential[0].custom_header[0].value" && $0.message.contains("allow_formulas_in_headers") })
+        let inExternal = variant(
+            Self.sc, Self.sc + "\n  [[external_credential.custom_header]]\n  name = \"X-T\"\n  " + secret)
+        #expect(
+            issues(inExternal).contains {
+                $0.keyPath == "external_credential[0].custom_header[0].value"
+                    && $0.message.contains("allow_formulas_in_headers")
+            })
         let namedOff = validConfig + "\n  [[named_credential.custom_header]]\n  name = \"X-T\"\n  " + secret + "\n"
         #expect(issues(namedOff).contains { $0.keyPath == "named_credential[0].custom_header[0].value" })
-        let namedOn = variant("external_credential = \"Acme_API\"", "external_credential = \"Acme_API\"\nallow_formulas_in_headers = true") + "\n  [[named_credential.custom_header]]\n  name = \"X-T\"\n  " + secret + "\n"
+        let namedOn =
+            variant(
+                "external_credential = \"Acme_API\"",
+                "external_credential = \"Acme_API\"\nallow_formulas_in_headers = true")
+            + "\n  [[named_credential.custom_header]]\n  name = \"X-T\"\n  " + secret + "\n"
         #expect(issues(namedOn).isEmpty, "\(issues(namedOn))")
     }
 
     @Test func unknownOrOtherCredentialInFormula() {
         let text = variant(Self.sc, Self.sc + "\nscope = '{!$Credential.Other_API.ClientId}'")
-        #expect(issues(text).contains { $0.keyPath == "external_credential[0].scope" && $0.message.contains("unknown external credential 'Other_API'") })
+        #expect(
+            issues(text).contains {
+                $0.keyPath == "external_credential[0].scope"
+                    && $0.message.contains("unknown external credential 'Other_API'")
+            })
     }
 }

@@ -5,18 +5,22 @@ import Testing
 @testable import CalloutCore
 
 @Suite struct AddressingTests {
-    func addr(_ target: String, host: String? = nil, method: String = "GET") -> Result<CalloutAddress, AddressingError> {
+    func addr(_ target: String, host: String? = nil, method: String = "GET") -> Result<CalloutAddress, AddressingError>
+    {
         CalloutAddressing.address(method: method, target: target, host: host)
     }
 
     @Test func absoluteFormWinsOverHost() {
-        #expect(addr("http://Acme/items?x=1", host: "Other") == .success(CalloutAddress(alias: "Acme", path: "/items", query: "x=1")))
+        #expect(
+            addr("http://Acme/items?x=1", host: "Other")
+                == .success(CalloutAddress(alias: "Acme", path: "/items", query: "x=1")))
         #expect(addr("http://acme:80") == .success(CalloutAddress(alias: "acme", path: "", query: nil)))
         #expect(addr("http://Acme?x") == .success(CalloutAddress(alias: "Acme", path: "", query: "x")))
     }
 
     @Test func pathForm() {
-        #expect(addr("/callout:Acme/items?x=1") == .success(CalloutAddress(alias: "Acme", path: "/items", query: "x=1")))
+        #expect(
+            addr("/callout:Acme/items?x=1") == .success(CalloutAddress(alias: "Acme", path: "/items", query: "x=1")))
         #expect(addr("/callout%3AAcme/a/b") == .success(CalloutAddress(alias: "Acme", path: "/a/b", query: nil)))
         #expect(addr("/callout%3aAcme") == .success(CalloutAddress(alias: "Acme", path: "", query: nil)))
         #expect(addr("/callout:/items") == .failure(.noAlias))
@@ -24,7 +28,8 @@ import Testing
 
     @Test func hostForm() {
         #expect(addr("/items", host: "Acme") == .success(CalloutAddress(alias: "Acme", path: "/items", query: nil)))
-        #expect(addr("/items", host: "Acme:8080") == .success(CalloutAddress(alias: "Acme", path: "/items", query: nil)))
+        #expect(
+            addr("/items", host: "Acme:8080") == .success(CalloutAddress(alias: "Acme", path: "/items", query: nil)))
         #expect(addr("/items", host: nil) == .failure(.noAlias))
     }
 
@@ -56,7 +61,9 @@ import Testing
         #expect(URLJoin.join(base: base, path: path, query: query) == .success(expected))
     }
 
-    @Test(arguments: ["/..", "/../x", "/a/../../x", "/%2e%2e/x", "/%2E%2E/x", "/%252e%252e/x", "/.%2e/x", "/a/%2e%2e/%2e%2e/x"])
+    @Test(arguments: [
+        "/..", "/../x", "/a/../../x", "/%2e%2e/x", "/%2E%2E/x", "/%252e%252e/x", "/.%2e/x", "/a/%2e%2e/%2e%2e/x",
+    ])
     func traversalIsRefused(_ path: String) {
         #expect(URLJoin.join(base: "https://api.example/v2", path: path, query: nil) == .failure(.escapesBasePath))
     }
@@ -76,7 +83,9 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
         return s
     }()
     let callers = [
-        CallerConfig(name: "billing", tokenSHA256: sha256Hex("billing-token"), permissionSets: ["Billing"], profile: "Integration", user: ["Department": "Finance"]),
+        CallerConfig(
+            name: "billing", tokenSHA256: sha256Hex("billing-token"), permissionSets: ["Billing"],
+            profile: "Integration", user: ["Department": "Finance"]),
         CallerConfig(name: "gateway", tokenSHA256: sha256Hex("gw:pw"), trustIdentityHeaders: true),
     ]
     var resolver: IdentityResolver { IdentityResolver(settings: settings, callers: callers) }
@@ -84,10 +93,13 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
     let remote: [UInt8] = [192, 0, 2, 7]
 
     @Test func trustedAddressHeadersAreBelieved() throws {
-        let id = try resolver.resolve(peer: loopback, headers: [
-            ("X-Callout-Permission-Sets", "A, B"), ("x-callout-permission-sets", "C,A"),
-            ("X-Callout-Profile", "Ops"), ("X-Callout-User-Department", "Sales"), ("X-Callout-Principal", "Admin"),
-        ]).get()
+        let id = try resolver.resolve(
+            peer: loopback,
+            headers: [
+                ("X-Callout-Permission-Sets", "A, B"), ("x-callout-permission-sets", "C,A"),
+                ("X-Callout-Profile", "Ops"), ("X-Callout-User-Department", "Sales"), ("X-Callout-Principal", "Admin"),
+            ]
+        ).get()
         #expect(id.permissionSets == ["A", "B", "C"])
         #expect(id.profile == "Ops")
         #expect(id.user == ["Department": "Sales"])
@@ -95,13 +107,25 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
     }
 
     @Test func untrustedWithoutCredentialsGets407() {
-        #expect(resolver.resolve(peer: remote, headers: [("X-Callout-Permission-Sets", "A")]) == .failure(.proxyAuthenticationRequired))
-        #expect(resolver.resolve(peer: remote, headers: [("Proxy-Authorization", "Bearer wrong")]) == .failure(.proxyAuthenticationRequired))
-        #expect(resolver.resolve(peer: remote, headers: [("Proxy-Authorization", "Digest x")]) == .failure(.proxyAuthenticationRequired))
+        #expect(
+            resolver.resolve(peer: remote, headers: [("X-Callout-Permission-Sets", "A")])
+                == .failure(.proxyAuthenticationRequired))
+        #expect(
+            resolver.resolve(peer: remote, headers: [("Proxy-Authorization", "Bearer wrong")])
+                == .failure(.proxyAuthenticationRequired))
+        #expect(
+            resolver.resolve(peer: remote, headers: [("Proxy-Authorization", "Digest x")])
+                == .failure(.proxyAuthenticationRequired))
     }
 
     @Test func authenticatedCallerBringsItsIdentityAndHeadersAreIgnored() throws {
-        let id = try resolver.resolve(peer: remote, headers: [("Proxy-Authorization", "Bearer billing-token"), ("X-Callout-Permission-Sets", "Admins"), ("X-Callout-User-Department", "Evil")]).get()
+        let id = try resolver.resolve(
+            peer: remote,
+            headers: [
+                ("Proxy-Authorization", "Bearer billing-token"), ("X-Callout-Permission-Sets", "Admins"),
+                ("X-Callout-User-Department", "Evil"),
+            ]
+        ).get()
         #expect(id.callerName == "billing")
         #expect(id.permissionSets == ["Billing"])
         #expect(id.user == ["Department": "Finance"])
@@ -109,15 +133,27 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
 
     @Test func basicAuthAndTrustedHeaders() throws {
         let basic = "Basic " + Data("gw:pw".utf8).base64EncodedString()
-        let id = try resolver.resolve(peer: remote, headers: [("Proxy-Authorization", basic), ("X-Callout-Permission-Sets", "Admins")]).get()
+        let id = try resolver.resolve(
+            peer: remote, headers: [("Proxy-Authorization", basic), ("X-Callout-Permission-Sets", "Admins")]
+        ).get()
         #expect(id.callerName == "gateway")
         #expect(id.permissionSets == ["Admins"])
     }
 
     @Test func hostileHeaders() {
         let many = (0...300).map { "S\($0)" }.joined(separator: ",")
-        if case .failure(.badIdentityHeader) = resolver.resolve(peer: loopback, headers: [("X-Callout-Permission-Sets", many)]) {} else { Issue.record("huge list accepted") }
-        if case .failure(.badIdentityHeader) = resolver.resolve(peer: loopback, headers: [("X-Callout-User-Dept", "a\r\nInjected: x")]) {} else { Issue.record("CRLF accepted") }
+        if case .failure(.badIdentityHeader) = resolver.resolve(
+            peer: loopback, headers: [("X-Callout-Permission-Sets", many)])
+        {
+        } else {
+            Issue.record("huge list accepted")
+        }
+        if case .failure(.badIdentityHeader) = resolver.resolve(
+            peer: loopback, headers: [("X-Callout-User-Dept", "a\r\nInjected: x")])
+        {
+        } else {
+            Issue.record("CRLF accepted")
+        }
     }
 
     @Test func identityHeadersAreRecognised() {
@@ -137,33 +173,67 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
         ])
 
     @Test func lowestSequenceWinsWhateverTheFileOrder() throws {
-        #expect(try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Admins"])).get().name == "Admin")
-        #expect(try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Readers"], profile: "Ops")).get().name == "Ops")
-        #expect(try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Readers"])).get().name == "Reader")
+        #expect(
+            try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Admins"])).get().name
+                == "Admin")
+        #expect(
+            try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Readers"], profile: "Ops"))
+                .get().name == "Ops")
+        #expect(
+            try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Readers"])).get().name
+                == "Reader")
     }
 
     @Test func nobodyQualifies() {
-        #expect(PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Other"])) == .failure(.noPrincipal))
+        #expect(
+            PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Other"]))
+                == .failure(.noPrincipal))
         #expect(PrincipalResolver.choose(credential, for: CallerIdentity()) == .failure(.noPrincipal))
     }
 
     @Test func requestedPrincipalMustQualify() throws {
-        #expect(try PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Admins"], requestedPrincipal: "reader")).get().name == "Reader")
-        #expect(PrincipalResolver.choose(credential, for: CallerIdentity(permissionSets: ["Readers"], requestedPrincipal: "Admin")) == .failure(.requestedPrincipalNotAllowed("Admin")))
+        #expect(
+            try PrincipalResolver.choose(
+                credential, for: CallerIdentity(permissionSets: ["Admins"], requestedPrincipal: "reader")
+            ).get().name == "Reader")
+        #expect(
+            PrincipalResolver.choose(
+                credential, for: CallerIdentity(permissionSets: ["Readers"], requestedPrincipal: "Admin"))
+                == .failure(.requestedPrincipalNotAllowed("Admin")))
     }
 }
 
 @Suite struct RetryDecisionTests {
-    let credential = ExternalCredentialConfig(name: "A", identityProviderURL: URL(string: "https://i/t")!, signingCertificate: "S", additionalRefreshStatusCodes: [403])
+    let credential = ExternalCredentialConfig(
+        name: "A", identityProviderURL: URL(string: "https://i/t")!, signingCertificate: "S",
+        additionalRefreshStatusCodes: [403])
 
     @Test func decisions() {
-        #expect(RetryDecision.decide(status: 401, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential) == .refreshAndReplay)
-        #expect(RetryDecision.decide(status: 403, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential) == .refreshAndReplay)
-        #expect(RetryDecision.decide(status: 404, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential) == .deliver)
-        #expect(RetryDecision.decide(status: 401, attempt: 2, injectedToken: true, bodyReplayable: true, credential: credential) == .deliver)
-        #expect(RetryDecision.decide(status: 401, attempt: 1, injectedToken: false, bodyReplayable: true, credential: credential) == .deliver)
-        #expect(RetryDecision.decide(status: 401, attempt: 1, injectedToken: true, bodyReplayable: false, credential: credential) == .deliverNotReplayable)
-        #expect(RetryDecision.decide(status: 500, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential) == .deliver)
+        #expect(
+            RetryDecision.decide(
+                status: 401, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential)
+                == .refreshAndReplay)
+        #expect(
+            RetryDecision.decide(
+                status: 403, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential)
+                == .refreshAndReplay)
+        #expect(
+            RetryDecision.decide(
+                status: 404, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential) == .deliver)
+        #expect(
+            RetryDecision.decide(
+                status: 401, attempt: 2, injectedToken: true, bodyReplayable: true, credential: credential) == .deliver)
+        #expect(
+            RetryDecision.decide(
+                status: 401, attempt: 1, injectedToken: false, bodyReplayable: true, credential: credential) == .deliver
+        )
+        #expect(
+            RetryDecision.decide(
+                status: 401, attempt: 1, injectedToken: true, bodyReplayable: false, credential: credential)
+                == .deliverNotReplayable)
+        #expect(
+            RetryDecision.decide(
+                status: 500, attempt: 1, injectedToken: true, bodyReplayable: true, credential: credential) == .deliver)
     }
 }
 
@@ -171,13 +241,17 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
     @Test func stripsHopByHopIdentityAndOverrides() {
         let out = OutboundHeaders.build(
             incoming: [
-                ("Host", "Acme"), ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Keep-Alive", "5"),
-                ("TE", "trailers"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("Proxy-Authorization", "Bearer p"),
-                ("Proxy-Connection", "keep-alive"), ("X-Callout-Permission-Sets", "A"), ("Authorization", "Bearer caller"),
+                ("Host", "Acme"), ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"),
+                ("Keep-Alive", "5"),
+                ("TE", "trailers"), ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"),
+                ("Proxy-Authorization", "Bearer p"),
+                ("Proxy-Connection", "keep-alive"), ("X-Callout-Permission-Sets", "A"),
+                ("Authorization", "Bearer caller"),
                 ("X-Tenant", "caller"), ("Accept", "application/json"), ("Via", "1.0 other"), ("Content-Length", "3"),
             ],
             isIdentityHeader: { $0.lowercased().hasPrefix("x-callout-") },
-            customHeaders: [("X-Tenant", "acme")], authorization: "Bearer T", host: "api.example", via: "1.1 callout-proxy")
+            customHeaders: [("X-Tenant", "acme")], authorization: "Bearer T", host: "api.example",
+            via: "1.1 callout-proxy")
         #expect(out.map(\.0) == ["Host", "Accept", "Authorization", "X-Tenant", "Via"])
         #expect(out.first { $0.0 == "Host" }?.1 == "api.example")
         #expect(out.first { $0.0 == "Authorization" }?.1 == "Bearer T")
@@ -186,14 +260,22 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
     }
 
     @Test func callerAuthorizationPassesWhenNotGenerating() {
-        let out = OutboundHeaders.build(incoming: [("Authorization", "Basic x")], isIdentityHeader: { _ in false }, customHeaders: [], authorization: nil, host: "h", via: "v")
+        let out = OutboundHeaders.build(
+            incoming: [("Authorization", "Basic x")], isIdentityHeader: { _ in false }, customHeaders: [],
+            authorization: nil, host: "h", via: "v")
         #expect(out.contains { $0 == ("Authorization", "Basic x") })
     }
 
     @Test func customHeaderOrder() throws {
         let f = { (s: String) in try Formula(parsing: s) }
-        let named = [CustomHeaderConfig(name: "B", value: try f("n2"), sequenceNumber: 2), CustomHeaderConfig(name: "X", value: try f("n1"), sequenceNumber: 1)]
-        let external = [CustomHeaderConfig(name: "x", value: try f("e1"), sequenceNumber: 1), CustomHeaderConfig(name: "C", value: try f("e2"), sequenceNumber: 2)]
+        let named = [
+            CustomHeaderConfig(name: "B", value: try f("n2"), sequenceNumber: 2),
+            CustomHeaderConfig(name: "X", value: try f("n1"), sequenceNumber: 1),
+        ]
+        let external = [
+            CustomHeaderConfig(name: "x", value: try f("e1"), sequenceNumber: 1),
+            CustomHeaderConfig(name: "C", value: try f("e2"), sequenceNumber: 2),
+        ]
         let merged = OutboundHeaders.customHeaderOrder(named: named, external: external)
         #expect(merged.map(\.name) == ["X", "B", "C"])
     }

@@ -34,134 +34,134 @@
 /// (an error, never truncation); a final value containing CR, LF or NUL is refused, so user
 /// attributes cannot inject header lines. Evaluation errors never quote values or inputs.
 public struct Formula: Sendable, Hashable, CustomStringConvertible {
-  public let source: String
+    public let source: String
 
-  /// The longest source text accepted, in characters.
-  public static let maxSourceLength = 3900
-  /// The deepest nesting of parentheses and function calls accepted.
-  public static let maxNestingDepth = 64
-  /// The largest value (UTF-8 bytes, or raw bytes) evaluation builds along the way.
-  public static let maxIntermediateBytes = 65_536
+    /// The longest source text accepted, in characters.
+    public static let maxSourceLength = 3900
+    /// The deepest nesting of parentheses and function calls accepted.
+    public static let maxNestingDepth = 64
+    /// The largest value (UTF-8 bytes, or raw bytes) evaluation builds along the way.
+    public static let maxIntermediateBytes = 65_536
 
-  /// The evaluated text when the formula does not depend on the context, checked once.
-  private let constant: ConstantText?
-  private let segments: [FormulaSegment]
-  /// The first secret merge field, named in the refusal when secrets are not allowed.
-  private let secretField: String?
+    /// The evaluated text when the formula does not depend on the context, checked once.
+    private let constant: ConstantText?
+    private let segments: [FormulaSegment]
+    /// The first secret merge field, named in the refusal when secrets are not allowed.
+    private let secretField: String?
 
-  /// External credential names referenced through `$Credential.<Name>.<Parameter>`.
-  public let referencedCredentials: Set<String>
-  /// User attribute names referenced through `$User.<Field>`, lowercased.
-  public let referencedUserFields: Set<String>
-  /// True when the formula reads `$Credential.<Name>.AccessToken` or `AuthorizationHeaderValue`.
-  /// Such a formula fails to evaluate, whichever branch is taken, unless the context allows
-  /// secrets.
-  public let referencesSecrets: Bool
-  /// True when the formula reads `$Named.Name` or `$Named.Url`.
-  public let referencesNamedCredential: Bool
+    /// External credential names referenced through `$Credential.<Name>.<Parameter>`.
+    public let referencedCredentials: Set<String>
+    /// User attribute names referenced through `$User.<Field>`, lowercased.
+    public let referencedUserFields: Set<String>
+    /// True when the formula reads `$Credential.<Name>.AccessToken` or `AuthorizationHeaderValue`.
+    /// Such a formula fails to evaluate, whichever branch is taken, unless the context allows
+    /// secrets.
+    public let referencesSecrets: Bool
+    /// True when the formula reads `$Named.Name` or `$Named.Url`.
+    public let referencesNamedCredential: Bool
 
-  public init(parsing text: String) throws(FormulaParseError) {
-    if text.count > Self.maxSourceLength {
-      throw FormulaParseError(
-        column: Self.maxSourceLength + 1,
-        message: "formula is longer than \(Self.maxSourceLength) characters")
+    public init(parsing text: String) throws(FormulaParseError) {
+        if text.count > Self.maxSourceLength {
+            throw FormulaParseError(
+                column: Self.maxSourceLength + 1,
+                message: "formula is longer than \(Self.maxSourceLength) characters")
+        }
+        var parser = FormulaParser(text)
+        var segments = try parser.parseTemplate()
+        source = text
+        referencedCredentials = parser.referencedCredentials
+        referencedUserFields = parser.referencedUserFields
+        referencesSecrets = parser.firstSecretField != nil
+        secretField = parser.firstSecretField
+        referencesNamedCredential = parser.referencesNamedCredential
+
+        let dependsOnContext =
+            !parser.referencedCredentials.isEmpty || !parser.referencedUserFields.isEmpty
+            || parser.referencesNamedCredential || parser.readsClockOrRandom
+        var constant: ConstantText? = nil
+        // Fold now; if folding fails the error is reported at evaluation like any other.
+        if !dependsOnContext,
+            let text = try? Self.render(segments, FormulaEvaluator(context: FormulaContext()))
+        {
+            constant = ConstantText(text)
+            segments = [.text(text)]
+        }
+        self.constant = constant
+        self.segments = segments
     }
-    var parser = FormulaParser(text)
-    var segments = try parser.parseTemplate()
-    source = text
-    referencedCredentials = parser.referencedCredentials
-    referencedUserFields = parser.referencedUserFields
-    referencesSecrets = parser.firstSecretField != nil
-    secretField = parser.firstSecretField
-    referencesNamedCredential = parser.referencesNamedCredential
 
-    let dependsOnContext =
-      !parser.referencedCredentials.isEmpty || !parser.referencedUserFields.isEmpty
-      || parser.referencesNamedCredential || parser.readsClockOrRandom
-    var constant: ConstantText? = nil
-    // Fold now; if folding fails the error is reported at evaluation like any other.
-    if !dependsOnContext,
-      let text = try? Self.render(segments, FormulaEvaluator(context: FormulaContext()))
+    /// True when evaluation does not depend on the context: no `{!...}` block, or only blocks
+    /// without merge fields, clock or UUID. Evaluation then returns the stored text.
+    public var isConstant: Bool { constant != nil }
+
+    /// True when the formula reads any `$User.<Field>`.
+    public var referencesUser: Bool { !referencedUserFields.isEmpty }
+
+    public func evaluate(in context: FormulaContext) throws(FormulaEvaluationError) -> String {
+        if let constant {
+            if constant.hasLineBreak { throw Self.lineBreak }
+            if constant.length > context.maxValueLength {
+                throw Self.tooLong(context.maxValueLength)
+            }
+            return constant.text
+        }
+        if let secretField, !context.allowSecrets {
+            throw FormulaEvaluator.secretRefused(secretField)
+        }
+        let value = try Self.render(segments, FormulaEvaluator(context: context))
+        if Self.hasLineBreak(value) { throw Self.lineBreak }
+        // utf8.count >= count, so characters are only counted when the value might be too long.
+        if value.utf8.count > context.maxValueLength && value.count > context.maxValueLength {
+            throw Self.tooLong(context.maxValueLength)
+        }
+        return value
+    }
+
+    public var description: String { source }
+
+    public static func == (lhs: Formula, rhs: Formula) -> Bool { lhs.source == rhs.source }
+    public func hash(into hasher: inout Hasher) { hasher.combine(source) }
+
+    private static func render(_ segments: [FormulaSegment], _ evaluator: FormulaEvaluator)
+        throws(FormulaEvaluationError) -> String
     {
-      constant = ConstantText(text)
-      segments = [.text(text)]
+        if segments.count == 1, case .text(let text) = segments[0] { return text }
+        var result = ""
+        for segment in segments {
+            switch segment {
+            case .text(let text): result += text
+            case .expression(let node): result += try evaluator.text(node)
+            }
+            if result.utf8.count > FormulaValue.maxIntermediateBytes {
+                throw FormulaEvaluationError(
+                    "intermediate value is larger than \(FormulaValue.maxIntermediateBytes) bytes")
+            }
+        }
+        return result
     }
-    self.constant = constant
-    self.segments = segments
-  }
 
-  /// True when evaluation does not depend on the context: no `{!...}` block, or only blocks
-  /// without merge fields, clock or UUID. Evaluation then returns the stored text.
-  public var isConstant: Bool { constant != nil }
-
-  /// True when the formula reads any `$User.<Field>`.
-  public var referencesUser: Bool { !referencedUserFields.isEmpty }
-
-  public func evaluate(in context: FormulaContext) throws(FormulaEvaluationError) -> String {
-    if let constant {
-      if constant.hasLineBreak { throw Self.lineBreak }
-      if constant.length > context.maxValueLength {
-        throw Self.tooLong(context.maxValueLength)
-      }
-      return constant.text
+    /// CR, LF and NUL would let a value split or end a header line.
+    static func hasLineBreak(_ value: String) -> Bool {
+        value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
     }
-    if let secretField, !context.allowSecrets {
-      throw FormulaEvaluator.secretRefused(secretField)
+
+    private static let lineBreak = FormulaEvaluationError(
+        "evaluated value contains a line break or NUL character")
+
+    private static func tooLong(_ limit: Int) -> FormulaEvaluationError {
+        FormulaEvaluationError("evaluated value is longer than the limit of \(limit) characters")
     }
-    let value = try Self.render(segments, FormulaEvaluator(context: context))
-    if Self.hasLineBreak(value) { throw Self.lineBreak }
-    // utf8.count >= count, so characters are only counted when the value might be too long.
-    if value.utf8.count > context.maxValueLength && value.count > context.maxValueLength {
-      throw Self.tooLong(context.maxValueLength)
-    }
-    return value
-  }
-
-  public var description: String { source }
-
-  public static func == (lhs: Formula, rhs: Formula) -> Bool { lhs.source == rhs.source }
-  public func hash(into hasher: inout Hasher) { hasher.combine(source) }
-
-  private static func render(_ segments: [FormulaSegment], _ evaluator: FormulaEvaluator)
-    throws(FormulaEvaluationError) -> String
-  {
-    if segments.count == 1, case .text(let text) = segments[0] { return text }
-    var result = ""
-    for segment in segments {
-      switch segment {
-      case .text(let text): result += text
-      case .expression(let node): result += try evaluator.text(node)
-      }
-      if result.utf8.count > FormulaValue.maxIntermediateBytes {
-        throw FormulaEvaluationError(
-          "intermediate value is larger than \(FormulaValue.maxIntermediateBytes) bytes")
-      }
-    }
-    return result
-  }
-
-  /// CR, LF and NUL would let a value split or end a header line.
-  static func hasLineBreak(_ value: String) -> Bool {
-    value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
-  }
-
-  private static let lineBreak = FormulaEvaluationError(
-    "evaluated value contains a line break or NUL character")
-
-  private static func tooLong(_ limit: Int) -> FormulaEvaluationError {
-    FormulaEvaluationError("evaluated value is longer than the limit of \(limit) characters")
-  }
 }
 
 /// A context-free formula's text with the facts evaluation checks, computed once.
 private struct ConstantText: Sendable {
-  let text: String
-  let length: Int
-  let hasLineBreak: Bool
+    let text: String
+    let length: Int
+    let hasLineBreak: Bool
 
-  init(_ text: String) {
-    self.text = text
-    length = text.count
-    hasLineBreak = Formula.hasLineBreak(text)
-  }
+    init(_ text: String) {
+        self.text = text
+        length = text.count
+        hasLineBreak = Formula.hasLineBreak(text)
+    }
 }

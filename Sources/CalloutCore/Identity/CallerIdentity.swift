@@ -81,14 +81,18 @@ public struct IdentityResolver: Sendable {
         return .success(identity)
     }
 
-    private func readHeaders(_ headers: [(String, String)], into identity: inout CallerIdentity) -> Result<Void, IdentityFailure> {
+    private func readHeaders(_ headers: [(String, String)], into identity: inout CallerIdentity) -> Result<
+        Void, IdentityFailure
+    > {
         let prefix = settings.userHeaderPrefix
         for (name, value) in headers {
             if name.caseInsensitiveEquals(settings.permissionSetsHeader) {
                 for item in value.split(separator: ",") {
                     let set = item.trimming(" \t")
                     guard !set.isEmpty else { continue }
-                    guard set.count <= IdentityLimits.maxValueLength else { return .failure(.badIdentityHeader("a permission set name is too long")) }
+                    guard set.count <= IdentityLimits.maxValueLength else {
+                        return .failure(.badIdentityHeader("a permission set name is too long"))
+                    }
                     if !identity.permissionSets.contains(set) { identity.permissionSets.append(set) }
                 }
                 if identity.permissionSets.count > IdentityLimits.maxPermissionSets {
@@ -127,7 +131,9 @@ public enum ProxyAuthorization {
         guard !value.isEmpty else { return nil }
         if parts[0].caseInsensitiveEquals("bearer") { return value }
         if parts[0].caseInsensitiveEquals("basic") {
-            guard let bytes = Base64.decode(value), let text = String(validating: bytes, as: UTF8.self), text.contains(":") else { return nil }
+            guard let bytes = Base64.decode(value), let text = String(validating: bytes, as: UTF8.self),
+                text.contains(":")
+            else { return nil }
             return text
         }
         return nil
@@ -148,13 +154,18 @@ public enum ConstantTime {
 public enum Base64 {
     public static func decode(_ text: String) -> [UInt8]? {
         var table = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { table[Int(c)] = UInt8(i) }
+        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+            table[Int(c)] = UInt8(i)
+        }
         var out: [UInt8] = []
         var buffer: UInt32 = 0
         var bits = 0
         var padding = 0
         for c in text.utf8 {
-            if c == UInt8(ascii: "=") { padding += 1; continue }
+            if c == UInt8(ascii: "=") {
+                padding += 1
+                continue
+            }
             guard padding == 0 else { return nil }
             let v = table[Int(c)]
             guard v != 0xFF else { return nil }
@@ -165,7 +176,7 @@ public enum Base64 {
                 out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
             }
         }
-        guard padding <= 2, (text.utf8.count % 4 == 0 || padding == 0) else { return nil }
+        guard padding <= 2, text.utf8.count % 4 == 0 || padding == 0 else { return nil }
         return out
     }
 }

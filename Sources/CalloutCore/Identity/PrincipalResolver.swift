@@ -9,7 +9,9 @@ public enum PrincipalResolver {
     }
 
     /// Principals `identity` qualifies for, lowest sequence number first.
-    public static func candidates(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> [PrincipalConfig] {
+    public static func candidates(_ credential: ExternalCredentialConfig, for identity: CallerIdentity)
+        -> [PrincipalConfig]
+    {
         credential.principals
             .filter { p in
                 p.permissionSets.contains { set in identity.permissionSets.contains(set) }
@@ -18,7 +20,9 @@ public enum PrincipalResolver {
             .sorted { $0.sequenceNumber < $1.sequenceNumber }
     }
 
-    public static func choose(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> Result<PrincipalConfig, Failure> {
+    public static func choose(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> Result<
+        PrincipalConfig, Failure
+    > {
         let qualified = candidates(credential, for: identity)
         if let requested = identity.requestedPrincipal, !requested.isEmpty {
             guard let match = qualified.first(where: { $0.name.caseInsensitiveEquals(requested) }) else {

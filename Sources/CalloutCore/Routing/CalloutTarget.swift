@@ -31,7 +31,8 @@ public enum AddressingError: Error, Sendable, Equatable {
 
 public enum CalloutAddressing {
     /// Parses the request target and `Host` header.
-    public static func address(method: String, target: String, host: String?) -> Result<CalloutAddress, AddressingError> {
+    public static func address(method: String, target: String, host: String?) -> Result<CalloutAddress, AddressingError>
+    {
         if method == "CONNECT" { return .failure(.connectNotSupported) }
         if target.isEmpty { return .failure(.malformedTarget("empty request target")) }
         if target.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "#") }) {
@@ -49,7 +50,9 @@ public enum CalloutAddressing {
             let authority = rest[..<authorityEnd]
             guard let alias = aliasFromAuthority(authority) else { return .failure(.noAlias) }
             let (path, query) = splitQuery(rest[authorityEnd...])
-            return .success(CalloutAddress(alias: alias, path: path.hasPrefix("/") || path.isEmpty ? path : "/" + path, query: query))
+            return .success(
+                CalloutAddress(
+                    alias: alias, path: path.hasPrefix("/") || path.isEmpty ? path : "/" + path, query: query))
         }
         let (path, query) = splitQuery(Substring(target))
         // 2. Path form.

@@ -30,7 +30,10 @@ public enum OutboundHeaders {
             if hopByHop.contains(lower) || connectionTokens.contains(lower) || isIdentityHeader(name) { continue }
             if lower == "host" || lower == "content-length" || overridden.contains(lower) { continue }
             if lower == "authorization" && authorization != nil { continue }
-            if lower == "via" { existingVia.append(value); continue }
+            if lower == "via" {
+                existingVia.append(value)
+                continue
+            }
             out.append((name, value))
         }
         if let authorization { out.append(("Authorization", authorization)) }
@@ -41,10 +44,14 @@ public enum OutboundHeaders {
 
     /// Merges the named credential's and the external credential's custom headers: named first,
     /// each in sequence order; a named-credential header hides an external one of the same name.
-    public static func customHeaderOrder(named: [CustomHeaderConfig], external: [CustomHeaderConfig]) -> [CustomHeaderConfig] {
+    public static func customHeaderOrder(named: [CustomHeaderConfig], external: [CustomHeaderConfig])
+        -> [CustomHeaderConfig]
+    {
         let namedNames = Set(named.map { $0.name.lowercased() })
         return named.sorted { $0.sequenceNumber < $1.sequenceNumber }
-            + external.filter { !namedNames.contains($0.name.lowercased()) }.sorted { $0.sequenceNumber < $1.sequenceNumber }
+            + external.filter { !namedNames.contains($0.name.lowercased()) }.sorted {
+                $0.sequenceNumber < $1.sequenceNumber
+            }
     }
 
     /// Response headers not to pass back to the caller.
