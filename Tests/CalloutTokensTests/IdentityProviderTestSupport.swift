@@ -10,179 +10,179 @@ import NIOSSL
 
 /// Opens once; everyone waiting (before or after) proceeds.
 final class Gate: Sendable {
-  private let state = LockedState<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>(
-    (false, []))
+    private let state = LockedState<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>(
+        (false, []))
 
-  func wait() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-      let proceed = state.withLock { state in
-        if state.open { return true }
-        state.waiters.append(continuation)
-        return false
-      }
-      if proceed { continuation.resume() }
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let proceed = state.withLock { state in
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if proceed { continuation.resume() }
+        }
     }
-  }
 
-  func open() {
-    let waiters = state.withLock { state in
-      state.open = true
-      defer { state.waiters = [] }
-      return state.waiters
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
     }
-    for waiter in waiters { waiter.resume() }
-  }
 }
 
 /// A clock the test moves by hand.
 final class ManualClock: Sendable {
-  private let state = LockedState<Double>(0)
-  var now: Double { state.withLock { $0 } }
-  func set(_ value: Double) { state.withLock { $0 = value } }
-  var read: @Sendable () -> Double { { self.now } }
+    private let state = LockedState<Double>(0)
+    var now: Double { state.withLock { $0 } }
+    func set(_ value: Double) { state.withLock { $0 = value } }
+    var read: @Sendable () -> Double { { self.now } }
 }
 
 /// Keeps every log line, rendered with its metadata, for leak checks.
 final class CapturingLogs: Sendable {
-  private let lines = LockedState<[String]>([])
+    private let lines = LockedState<[String]>([])
 
-  var all: [String] { lines.withLock { $0 } }
+    var all: [String] { lines.withLock { $0 } }
 
-  func logger(_ label: String = "test") -> Logger {
-    var logger = Logger(label: label) { _ in Handler(sink: self) }
-    logger.logLevel = .trace
-    return logger
-  }
-
-  fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-  private struct Handler: LogHandler {
-    let sink: CapturingLogs
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-      get { metadata[key] }
-      set { metadata[key] = newValue }
+    func logger(_ label: String = "test") -> Logger {
+        var logger = Logger(label: label) { _ in Handler(sink: self) }
+        logger.logLevel = .trace
+        return logger
     }
 
-    func log(event: LogEvent) {
-      let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-      let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
-        separator: " ")
-      sink.append("\(event.level) \(event.message) \(rendered)")
+    fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
+
+    private struct Handler: LogHandler {
+        let sink: CapturingLogs
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+                separator: " ")
+            sink.append("\(event.level) \(event.message) \(rendered)")
+        }
     }
-  }
 }
 
 /// ES256 client assertions and a verifier for them, standing in for the signing module.
 final class AssertionKit: Sendable {
-  let clientId: String
-  let key = P256.Signing.PrivateKey()
-  private let seenIDs = LockedState<Set<String>>([])
+    let clientId: String
+    let key = P256.Signing.PrivateKey()
+    private let seenIDs = LockedState<Set<String>>([])
 
-  init(clientId: String = "client-1") { self.clientId = clientId }
+    init(clientId: String = "client-1") { self.clientId = clientId }
 
-  func assertion(
-    audience: String, jti: String = UUID().uuidString, lifetime: Double = 120,
-    extra: [String: String] = [:]
-  )
-    -> String
-  {
-    let now = Date().timeIntervalSince1970
-    var claims: [String: Any] = [
-      "iss": clientId, "sub": clientId, "aud": audience, "jti": jti,
-      "iat": Int(now), "exp": Int(now + lifetime),
-    ]
-    for (name, value) in extra { claims[name] = value }
-    let header = JWTPayload.base64URLEncode(Array(#"{"alg":"ES256","typ":"JWT"}"#.utf8))
-    let payload = JWTPayload.base64URLEncode(
-      Array(try! JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])))
-    let signingInput = header + "." + payload
-    let signature = try! key.signature(for: Array(signingInput.utf8)).rawRepresentation
-    return signingInput + "." + JWTPayload.base64URLEncode(Array(signature))
-  }
-
-  /// Checks signature, iss/sub, aud, exp and that the jti was not seen before.
-  var verifier: DevelopmentIdentityProvider.VerifyAssertion {
-    let publicKey = key.publicKey
-    let expected = clientId
-    return { [seenIDs] clientId, assertion, audience in
-      let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
-      guard clientId == expected, parts.count == 3,
-        let signatureBytes = JWTPayload.base64URLDecode(parts[2]),
-        let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureBytes),
-        publicKey.isValidSignature(signature, for: Array("\(parts[0]).\(parts[1])".utf8))
-      else { return .failure(.init("bad signature")) }
-      guard let claims = JWTPayload.claims(of: assertion) else {
-        return .failure(.init("bad payload"))
-      }
-      guard claims["iss"]?.stringValue == clientId, claims["sub"]?.stringValue == clientId else {
-        return .failure(.init("iss/sub must be the client id"))
-      }
-      guard claims["aud"]?.stringValue == audience else { return .failure(.init("wrong audience")) }
-      guard case .number(let exp)? = claims["exp"], exp > Date().timeIntervalSince1970 else {
-        return .failure(.init("expired"))
-      }
-      guard let jti = claims["jti"]?.stringValue, seenIDs.withLock({ $0.insert(jti).inserted })
-      else {
-        return .failure(.init("jti replayed"))
-      }
-      return .success(())
+    func assertion(
+        audience: String, jti: String = UUID().uuidString, lifetime: Double = 120,
+        extra: [String: String] = [:]
+    )
+        -> String
+    {
+        let now = Date().timeIntervalSince1970
+        var claims: [String: Any] = [
+            "iss": clientId, "sub": clientId, "aud": audience, "jti": jti,
+            "iat": Int(now), "exp": Int(now + lifetime),
+        ]
+        for (name, value) in extra { claims[name] = value }
+        let header = JWTPayload.base64URLEncode(Array(#"{"alg":"ES256","typ":"JWT"}"#.utf8))
+        let payload = JWTPayload.base64URLEncode(
+            Array(try! JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])))
+        let signingInput = header + "." + payload
+        let signature = try! key.signature(for: Array(signingInput.utf8)).rawRepresentation
+        return signingInput + "." + JWTPayload.base64URLEncode(Array(signature))
     }
-  }
+
+    /// Checks signature, iss/sub, aud, exp and that the jti was not seen before.
+    var verifier: DevelopmentIdentityProvider.VerifyAssertion {
+        let publicKey = key.publicKey
+        let expected = clientId
+        return { [seenIDs] clientId, assertion, audience in
+            let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
+            guard clientId == expected, parts.count == 3,
+                let signatureBytes = JWTPayload.base64URLDecode(parts[2]),
+                let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureBytes),
+                publicKey.isValidSignature(signature, for: Array("\(parts[0]).\(parts[1])".utf8))
+            else { return .failure(.init("bad signature")) }
+            guard let claims = JWTPayload.claims(of: assertion) else {
+                return .failure(.init("bad payload"))
+            }
+            guard claims["iss"]?.stringValue == clientId, claims["sub"]?.stringValue == clientId else {
+                return .failure(.init("iss/sub must be the client id"))
+            }
+            guard claims["aud"]?.stringValue == audience else { return .failure(.init("wrong audience")) }
+            guard case .number(let exp)? = claims["exp"], exp > Date().timeIntervalSince1970 else {
+                return .failure(.init("expired"))
+            }
+            guard let jti = claims["jti"]?.stringValue, seenIDs.withLock({ $0.insert(jti).inserted })
+            else {
+                return .failure(.init("jti replayed"))
+            }
+            return .success(())
+        }
+    }
 }
 
 /// A TLS development identity provider on 127.0.0.1 and an HTTPClient that trusts it.
 struct IdentityProviderFixture {
-  let provider: DevelopmentIdentityProvider
-  let httpClient: HTTPClient
-  let kit: AssertionKit
-  let logs: CapturingLogs
+    let provider: DevelopmentIdentityProvider
+    let httpClient: HTTPClient
+    let kit: AssertionKit
+    let logs: CapturingLogs
 
-  static func with<T>(
-    expiresIn: Int = 300,
-    _ body: (IdentityProviderFixture) async throws -> T
-  ) async throws -> T {
-    let tls = try DevelopmentTLSMaterial.selfSignedLoopback()
-    let kit = AssertionKit()
-    let logs = CapturingLogs()
-    let provider = try await DevelopmentIdentityProvider.start(
-      configuration: .init(expiresIn: expiresIn, tls: tls),
-      clients: [kit.clientId],
-      verifier: kit.verifier,
-      logger: logs.logger("idp"))
-    var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-    tlsConfiguration.trustRoots = .certificates(
-      try NIOSSLCertificate.fromPEMBytes(Array(tls.certificatePEM.utf8)))
-    let httpClient = HTTPClient(
-      eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-      configuration: HTTPClient.Configuration(
-        tlsConfiguration: tlsConfiguration, redirectConfiguration: .disallow))
-    let fixture = IdentityProviderFixture(
-      provider: provider, httpClient: httpClient, kit: kit, logs: logs)
-    do {
-      let result = try await body(fixture)
-      try await httpClient.shutdown()
-      try await provider.shutdown()
-      return result
-    } catch {
-      try? await httpClient.shutdown()
-      try? await provider.shutdown()
-      throw error
+    static func with<T>(
+        expiresIn: Int = 300,
+        _ body: (IdentityProviderFixture) async throws -> T
+    ) async throws -> T {
+        let tls = try DevelopmentTLSMaterial.selfSignedLoopback()
+        let kit = AssertionKit()
+        let logs = CapturingLogs()
+        let provider = try await DevelopmentIdentityProvider.start(
+            configuration: .init(expiresIn: expiresIn, tls: tls),
+            clients: [kit.clientId],
+            verifier: kit.verifier,
+            logger: logs.logger("idp"))
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        tlsConfiguration.trustRoots = .certificates(
+            try NIOSSLCertificate.fromPEMBytes(Array(tls.certificatePEM.utf8)))
+        let httpClient = HTTPClient(
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            configuration: HTTPClient.Configuration(
+                tlsConfiguration: tlsConfiguration, redirectConfiguration: .disallow))
+        let fixture = IdentityProviderFixture(
+            provider: provider, httpClient: httpClient, kit: kit, logs: logs)
+        do {
+            let result = try await body(fixture)
+            try await httpClient.shutdown()
+            try await provider.shutdown()
+            return result
+        } catch {
+            try? await httpClient.shutdown()
+            try? await provider.shutdown()
+            throw error
+        }
     }
-  }
 
-  func client(timeout: Duration = .seconds(10)) -> TokenEndpointClient {
-    TokenEndpointClient(
-      httpClient: httpClient, limits: .init(timeout: timeout), logger: logs.logger("exchange"))
-  }
+    func client(timeout: Duration = .seconds(10)) -> TokenEndpointClient {
+        TokenEndpointClient(
+            httpClient: httpClient, limits: .init(timeout: timeout), logger: logs.logger("exchange"))
+    }
 
-  func request(scope: String? = "api read", assertion: String? = nil) -> TokenRequest {
-    TokenRequest(
-      identityProviderURL: provider.tokenEndpointURL, clientId: kit.clientId,
-      clientAssertion: assertion ?? kit.assertion(audience: provider.tokenEndpointURL),
-      scope: scope,
-      externalCredential: "Acme", principal: "Sales", assertionID: "jti-log")
-  }
+    func request(scope: String? = "api read", assertion: String? = nil) -> TokenRequest {
+        TokenRequest(
+            identityProviderURL: provider.tokenEndpointURL, clientId: kit.clientId,
+            clientAssertion: assertion ?? kit.assertion(audience: provider.tokenEndpointURL),
+            scope: scope,
+            externalCredential: "Acme", principal: "Sales", assertionID: "jti-log")
+    }
 }

@@ -6,9 +6,9 @@ import NIOPosix
 import NIOSSL
 
 #if canImport(FoundationEssentials)
-  import FoundationEssentials
+    import FoundationEssentials
 #else
-  import Foundation
+    import Foundation
 #endif
 
 /// An OAuth 2.0 token endpoint for tests and the offline demo: client credentials with a JWT
@@ -16,224 +16,224 @@ import NIOSSL
 /// records every request, can inject faults at run time, and can tell whether a token is one
 /// it issued. Binds to loopback by default; prints nothing (logs to the given `Logger`).
 public final class DevelopmentIdentityProvider: Sendable {
-  public let configuration: Configuration
-  /// The bound port.
-  public let port: Int
-  private let channel: any Channel
-  private let state: LockedState<IdentityProviderState>
-  private let verifier: VerifyAssertion
-  private let logger: Logger
-  private let wallClock: @Sendable () -> Double
+    public let configuration: Configuration
+    /// The bound port.
+    public let port: Int
+    private let channel: any Channel
+    private let state: LockedState<IdentityProviderState>
+    private let verifier: VerifyAssertion
+    private let logger: Logger
+    private let wallClock: @Sendable () -> Double
 
-  /// Starts the server.
-  ///
-  /// - Parameters:
-  ///   - clients: registered client ids; others get `invalid_client`.
-  ///   - verifier: checks each assertion.
-  ///   - wallClock: Unix seconds (token expiry, recorded times).
-  public static func start(
-    configuration: Configuration = Configuration(),
-    clients: Set<String>,
-    verifier: @escaping VerifyAssertion,
-    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-    logger: Logger = Logger(label: "callout.dev-idp", factory: { _ in SwiftLogNoOpLogHandler() }),
-    wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
-  ) async throws -> DevelopmentIdentityProvider {
-    let sslContext = try configuration.tls.map { material in
-      try NIOSSLContext(
-        configuration: .makeServerConfiguration(
-          certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(material.certificatePEM.utf8))
-            .map { .certificate($0) },
-          privateKey: .privateKey(
-            try NIOSSLPrivateKey(bytes: Array(material.privateKeyPEM.utf8), format: .pem))
-        ))
-    }
-    let box = ProviderBox()
-    let maxBody = configuration.maxRequestBodyBytes
-    let channel = try await ServerBootstrap(group: group)
-      .serverChannelOption(.backlog, value: 64)
-      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-      .childChannelOption(.maxMessagesPerRead, value: 4)
-      .childChannelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
-          if let sslContext {
-            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
-          }
-          try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-          try channel.pipeline.syncOperations.addHandler(
-            IdentityProviderHTTPHandler(
-              maxBodyBytes: maxBody, respond: { box.provider?.handle($0) }))
+    /// Starts the server.
+    ///
+    /// - Parameters:
+    ///   - clients: registered client ids; others get `invalid_client`.
+    ///   - verifier: checks each assertion.
+    ///   - wallClock: Unix seconds (token expiry, recorded times).
+    public static func start(
+        configuration: Configuration = Configuration(),
+        clients: Set<String>,
+        verifier: @escaping VerifyAssertion,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "callout.dev-idp", factory: { _ in SwiftLogNoOpLogHandler() }),
+        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) async throws -> DevelopmentIdentityProvider {
+        let sslContext = try configuration.tls.map { material in
+            try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(material.certificatePEM.utf8))
+                        .map { .certificate($0) },
+                    privateKey: .privateKey(
+                        try NIOSSLPrivateKey(bytes: Array(material.privateKeyPEM.utf8), format: .pem))
+                ))
         }
-      }
-      .bind(host: configuration.host, port: configuration.port)
-      .get()
-    guard let port = channel.localAddress?.port else {
-      try? await channel.close()
-      throw ChannelError.unknownLocalAddress
+        let box = ProviderBox()
+        let maxBody = configuration.maxRequestBodyBytes
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        IdentityProviderHTTPHandler(
+                            maxBodyBytes: maxBody, respond: { box.provider?.handle($0) }))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        guard let port = channel.localAddress?.port else {
+            try? await channel.close()
+            throw ChannelError.unknownLocalAddress
+        }
+        let provider = DevelopmentIdentityProvider(
+            configuration: configuration, port: port, channel: channel,
+            state: LockedState(IdentityProviderState(clients: clients)), verifier: verifier,
+            logger: logger, wallClock: wallClock)
+        box.provider = provider
+        logger.info(
+            "development identity provider listening",
+            metadata: ["url": .string(provider.tokenEndpointURL)])
+        return provider
     }
-    let provider = DevelopmentIdentityProvider(
-      configuration: configuration, port: port, channel: channel,
-      state: LockedState(IdentityProviderState(clients: clients)), verifier: verifier,
-      logger: logger, wallClock: wallClock)
-    box.provider = provider
-    logger.info(
-      "development identity provider listening",
-      metadata: ["url": .string(provider.tokenEndpointURL)])
-    return provider
-  }
 
-  private init(
-    configuration: Configuration, port: Int, channel: any Channel,
-    state: LockedState<IdentityProviderState>,
-    verifier: @escaping VerifyAssertion, logger: Logger, wallClock: @escaping @Sendable () -> Double
-  ) {
-    self.configuration = configuration
-    self.port = port
-    self.channel = channel
-    self.state = state
-    self.verifier = verifier
-    self.logger = logger
-    self.wallClock = wallClock
-  }
-
-  /// `https://127.0.0.1:<port>` (or `http://` without TLS).
-  public var baseURL: String {
-    let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-    return "\(configuration.tls == nil ? "http" : "https")://\(host):\(port)"
-  }
-
-  /// The token endpoint URL; also the audience assertions must carry.
-  public var tokenEndpointURL: String { baseURL + configuration.tokenPath }
-
-  public var fault: Fault { state.withLock { $0.fault } }
-
-  public func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
-
-  public func register(clientId: String) { _ = state.withLock { $0.clients.insert(clientId) } }
-
-  /// Requests to the token endpoint, oldest first (at most `maxRecordedRequests`).
-  public var requests: [RecordedRequest] { state.withLock { $0.requests } }
-
-  /// Every request to the token endpoint so far, including those no longer recorded.
-  public var tokenRequestCount: Int { state.withLock { $0.tokenRequestCount } }
-
-  /// The client and scope of a token this provider issued, if it is unexpired and not revoked.
-  public func isValid(token: String) -> IssuedToken? {
-    let now = wallClock()
-    return state.withLock { state in
-      guard let info = state.issued[token], info.expiresAt > now else { return nil }
-      return info
+    private init(
+        configuration: Configuration, port: Int, channel: any Channel,
+        state: LockedState<IdentityProviderState>,
+        verifier: @escaping VerifyAssertion, logger: Logger, wallClock: @escaping @Sendable () -> Double
+    ) {
+        self.configuration = configuration
+        self.port = port
+        self.channel = channel
+        self.state = state
+        self.verifier = verifier
+        self.logger = logger
+        self.wallClock = wallClock
     }
-  }
 
-  public func revoke(token: String) { _ = state.withLock { $0.issued.removeValue(forKey: token) } }
+    /// `https://127.0.0.1:<port>` (or `http://` without TLS).
+    public var baseURL: String {
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        return "\(configuration.tls == nil ? "http" : "https")://\(host):\(port)"
+    }
 
-  public func shutdown() async throws {
-    try await channel.close()
-  }
+    /// The token endpoint URL; also the audience assertions must carry.
+    public var tokenEndpointURL: String { baseURL + configuration.tokenPath }
 
-  // MARK: Handling
+    public var fault: Fault { state.withLock { $0.fault } }
 
-  func handle(_ request: IdentityProviderHTTPHandler.Request) -> IdentityProviderReply {
-    if request.path == configuration.introspectionPath {
-      return introspect(request)
-    }
-    guard request.path == configuration.tokenPath else {
-      return .oauthError(404, "not_found", "no such endpoint")
-    }
-    guard request.method == "POST" else {
-      return .oauthError(405, "invalid_request", "use POST")
-    }
-    let body = String(decoding: request.body, as: UTF8.self)
-    let form = FormURLEncoding.decode(body)
-    var recorded = RecordedRequest(
-      receivedAt: wallClock(), method: request.method, path: request.path,
-      contentType: request.contentType, accept: request.accept, body: body, form: form, claims: [:],
-      status: 0)
-    if let assertion = recorded.assertion, let claims = JWTPayload.claims(of: assertion) {
-      recorded.claims = claims.mapValues(\.textValue)
-    }
-    let fault = state.withLock { state in
-      state.tokenRequestCount += 1
-      return state.fault
-    }
-    var reply = respond(to: recorded, fault: fault)
-    if case .slow(let seconds) = fault { reply.delay = seconds }
-    recorded.status = reply.closeWithoutAnswer ? 0 : reply.status
-    let limit = configuration.maxRecordedRequests
-    state.withLock { $0.record(recorded, limit: limit) }
-    logger.debug(
-      "token request",
-      metadata: ["client_id": .string(recorded.clientId ?? "-"), "status": "\(recorded.status)"])
-    return reply
-  }
+    public func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
 
-  private func respond(to request: RecordedRequest, fault: Fault) -> IdentityProviderReply {
-    switch fault {
-    case .oauthError(let status, let error):
-      return .oauthError(status, error, "injected fault")
-    case .serverError(let status):
-      return .json(status, #"{"error":"server_error"}"#)
-    case .tooManyRequests(let retryAfter):
-      return .json(429, #"{"error":"slow_down"}"#, headers: [("Retry-After", String(retryAfter))])
-    case .malformedJSON:
-      return .json(200, #"{"access_token": "unterminated"#)
-    case .closeConnection:
-      return IdentityProviderReply(status: 0, closeWithoutAnswer: true)
-    case .none, .slow, .missingAccessToken, .expiresIn:
-      break
-    }
-    guard request.grantType == "client_credentials" else {
-      return .oauthError(400, "unsupported_grant_type", "grant_type must be client_credentials")
-    }
-    guard request.value("client_assertion_type") == TokenRequest.assertionType else {
-      return .oauthError(400, "invalid_request", "client_assertion_type must be jwt-bearer")
-    }
-    guard let clientId = request.clientId, let assertion = request.assertion, !assertion.isEmpty
-    else {
-      return .oauthError(400, "invalid_request", "client_id and client_assertion are required")
-    }
-    guard state.withLock({ $0.clients.contains(clientId) }) else {
-      return .oauthError(401, "invalid_client", "unknown client")
-    }
-    if case .failure(let rejection) = verifier(clientId, assertion, tokenEndpointURL) {
-      return .oauthError(401, "invalid_client", rejection.reason)
-    }
-    if case .missingAccessToken = fault {
-      return .json(200, #"{"token_type":"Bearer","expires_in":300}"#)
-    }
-    var expiresIn = configuration.expiresIn
-    if case .expiresIn(let value) = fault { expiresIn = value }
-    let token = makeOpaqueToken()
-    let info = IssuedToken(
-      clientId: clientId, scope: request.scope, expiresAt: wallClock() + Double(expiresIn))
-    let limit = configuration.maxIssuedTokens
-    state.withLock { $0.remember(token, info, limit: limit) }
-    var body =
-      #"{"access_token":\#(jsonString(token)),"token_type":"Bearer","expires_in":\#(expiresIn)"#
-    if let scope = request.scope { body += #","scope":\#(jsonString(scope))"# }
-    return .json(200, body + "}")
-  }
+    public func register(clientId: String) { _ = state.withLock { $0.clients.insert(clientId) } }
 
-  private func introspect(_ request: IdentityProviderHTTPHandler.Request) -> IdentityProviderReply {
-    let form = FormURLEncoding.decode(String(decoding: request.body, as: UTF8.self))
-    guard request.method == "POST", let token = form.first(where: { $0.name == "token" })?.value,
-      let info = isValid(token: token)
-    else {
-      return .json(200, #"{"active":false}"#)
+    /// Requests to the token endpoint, oldest first (at most `maxRecordedRequests`).
+    public var requests: [RecordedRequest] { state.withLock { $0.requests } }
+
+    /// Every request to the token endpoint so far, including those no longer recorded.
+    public var tokenRequestCount: Int { state.withLock { $0.tokenRequestCount } }
+
+    /// The client and scope of a token this provider issued, if it is unexpired and not revoked.
+    public func isValid(token: String) -> IssuedToken? {
+        let now = wallClock()
+        return state.withLock { state in
+            guard let info = state.issued[token], info.expiresAt > now else { return nil }
+            return info
+        }
     }
-    var body =
-      #"{"active":true,"client_id":\#(jsonString(info.clientId)),"exp":\#(Int64(info.expiresAt))"#
-    if let scope = info.scope { body += #","scope":\#(jsonString(scope))"# }
-    return .json(200, body + "}")
-  }
+
+    public func revoke(token: String) { _ = state.withLock { $0.issued.removeValue(forKey: token) } }
+
+    public func shutdown() async throws {
+        try await channel.close()
+    }
+
+    // MARK: Handling
+
+    func handle(_ request: IdentityProviderHTTPHandler.Request) -> IdentityProviderReply {
+        if request.path == configuration.introspectionPath {
+            return introspect(request)
+        }
+        guard request.path == configuration.tokenPath else {
+            return .oauthError(404, "not_found", "no such endpoint")
+        }
+        guard request.method == "POST" else {
+            return .oauthError(405, "invalid_request", "use POST")
+        }
+        let body = String(decoding: request.body, as: UTF8.self)
+        let form = FormURLEncoding.decode(body)
+        var recorded = RecordedRequest(
+            receivedAt: wallClock(), method: request.method, path: request.path,
+            contentType: request.contentType, accept: request.accept, body: body, form: form, claims: [:],
+            status: 0)
+        if let assertion = recorded.assertion, let claims = JWTPayload.claims(of: assertion) {
+            recorded.claims = claims.mapValues(\.textValue)
+        }
+        let fault = state.withLock { state in
+            state.tokenRequestCount += 1
+            return state.fault
+        }
+        var reply = respond(to: recorded, fault: fault)
+        if case .slow(let seconds) = fault { reply.delay = seconds }
+        recorded.status = reply.closeWithoutAnswer ? 0 : reply.status
+        let limit = configuration.maxRecordedRequests
+        state.withLock { $0.record(recorded, limit: limit) }
+        logger.debug(
+            "token request",
+            metadata: ["client_id": .string(recorded.clientId ?? "-"), "status": "\(recorded.status)"])
+        return reply
+    }
+
+    private func respond(to request: RecordedRequest, fault: Fault) -> IdentityProviderReply {
+        switch fault {
+        case .oauthError(let status, let error):
+            return .oauthError(status, error, "injected fault")
+        case .serverError(let status):
+            return .json(status, #"{"error":"server_error"}"#)
+        case .tooManyRequests(let retryAfter):
+            return .json(429, #"{"error":"slow_down"}"#, headers: [("Retry-After", String(retryAfter))])
+        case .malformedJSON:
+            return .json(200, #"{"access_token": "unterminated"#)
+        case .closeConnection:
+            return IdentityProviderReply(status: 0, closeWithoutAnswer: true)
+        case .none, .slow, .missingAccessToken, .expiresIn:
+            break
+        }
+        guard request.grantType == "client_credentials" else {
+            return .oauthError(400, "unsupported_grant_type", "grant_type must be client_credentials")
+        }
+        guard request.value("client_assertion_type") == TokenRequest.assertionType else {
+            return .oauthError(400, "invalid_request", "client_assertion_type must be jwt-bearer")
+        }
+        guard let clientId = request.clientId, let assertion = request.assertion, !assertion.isEmpty
+        else {
+            return .oauthError(400, "invalid_request", "client_id and client_assertion are required")
+        }
+        guard state.withLock({ $0.clients.contains(clientId) }) else {
+            return .oauthError(401, "invalid_client", "unknown client")
+        }
+        if case .failure(let rejection) = verifier(clientId, assertion, tokenEndpointURL) {
+            return .oauthError(401, "invalid_client", rejection.reason)
+        }
+        if case .missingAccessToken = fault {
+            return .json(200, #"{"token_type":"Bearer","expires_in":300}"#)
+        }
+        var expiresIn = configuration.expiresIn
+        if case .expiresIn(let value) = fault { expiresIn = value }
+        let token = makeOpaqueToken()
+        let info = IssuedToken(
+            clientId: clientId, scope: request.scope, expiresAt: wallClock() + Double(expiresIn))
+        let limit = configuration.maxIssuedTokens
+        state.withLock { $0.remember(token, info, limit: limit) }
+        var body =
+            #"{"access_token":\#(jsonString(token)),"token_type":"Bearer","expires_in":\#(expiresIn)"#
+        if let scope = request.scope { body += #","scope":\#(jsonString(scope))"# }
+        return .json(200, body + "}")
+    }
+
+    private func introspect(_ request: IdentityProviderHTTPHandler.Request) -> IdentityProviderReply {
+        let form = FormURLEncoding.decode(String(decoding: request.body, as: UTF8.self))
+        guard request.method == "POST", let token = form.first(where: { $0.name == "token" })?.value,
+            let info = isValid(token: token)
+        else {
+            return .json(200, #"{"active":false}"#)
+        }
+        var body =
+            #"{"active":true,"client_id":\#(jsonString(info.clientId)),"exp":\#(Int64(info.expiresAt))"#
+        if let scope = info.scope { body += #","scope":\#(jsonString(scope))"# }
+        return .json(200, body + "}")
+    }
 }
 
 /// Lets the channel initializer reach the provider, which is made after the bind.
 private final class ProviderBox: Sendable {
-  private let state = LockedState<DevelopmentIdentityProvider?>(nil)
-  var provider: DevelopmentIdentityProvider? {
-    get { state.withLock { $0 } }
-    set { state.withLock { $0 = newValue } }
-  }
+    private let state = LockedState<DevelopmentIdentityProvider?>(nil)
+    var provider: DevelopmentIdentityProvider? {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
 }

@@ -7,56 +7,56 @@
 /// The value is a secret: `description`, `debugDescription` and the mirror all redact it. Use
 /// ``authorizationHeaderValue`` (or ``value``) only where the token is meant to go.
 public struct AccessToken: Sendable, Equatable {
-  public let value: String
-  /// The scheme to put in `Authorization` (e.g. `Bearer`).
-  public let tokenType: String
-  public let scope: String?
-  public let issuedAt: Double
-  public let expiresAt: Double
-  public let id: UInt64
+    public let value: String
+    /// The scheme to put in `Authorization` (e.g. `Bearer`).
+    public let tokenType: String
+    public let scope: String?
+    public let issuedAt: Double
+    public let expiresAt: Double
+    public let id: UInt64
 
-  public init(
-    value: String,
-    tokenType: String,
-    scope: String?,
-    issuedAt: Double,
-    expiresAt: Double,
-    id: UInt64
-  ) {
-    self.value = value
-    self.tokenType = tokenType
-    self.scope = scope
-    self.issuedAt = issuedAt
-    self.expiresAt = expiresAt
-    self.id = id
-  }
+    public init(
+        value: String,
+        tokenType: String,
+        scope: String?,
+        issuedAt: Double,
+        expiresAt: Double,
+        id: UInt64
+    ) {
+        self.value = value
+        self.tokenType = tokenType
+        self.scope = scope
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.id = id
+    }
 
-  public var lifetime: Double { expiresAt - issuedAt }
+    public var lifetime: Double { expiresAt - issuedAt }
 
-  /// `"<type> <value>"`, the `Authorization` header value.
-  public var authorizationHeaderValue: String { "\(tokenType) \(value)" }
+    /// `"<type> <value>"`, the `Authorization` header value.
+    public var authorizationHeaderValue: String { "\(tokenType) \(value)" }
 }
 
 extension AccessToken: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-  public var description: String {
-    "AccessToken(id: \(id), type: \(tokenType), expires in: \(formatSeconds(lifetime)) after issue, value: <redacted>)"
-  }
+    public var description: String {
+        "AccessToken(id: \(id), type: \(tokenType), expires in: \(formatSeconds(lifetime)) after issue, value: <redacted>)"
+    }
 
-  public var debugDescription: String { description }
+    public var debugDescription: String { description }
 
-  public var customMirror: Mirror {
-    Mirror(
-      self,
-      children: [
-        "id": id, "tokenType": tokenType, "scope": scope as Any, "issuedAt": issuedAt,
-        "expiresAt": expiresAt, "value": "<redacted>",
-      ],
-      displayStyle: .struct
-    )
-  }
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "id": id, "tokenType": tokenType, "scope": scope as Any, "issuedAt": issuedAt,
+                "expiresAt": expiresAt, "value": "<redacted>",
+            ],
+            displayStyle: .struct
+        )
+    }
 }
 
 func formatSeconds(_ seconds: Double) -> String {
-  if seconds.rounded() == seconds, abs(seconds) < 1e15 { return "\(Int(seconds))s" }
-  return "\((seconds * 1000).rounded() / 1000)s"
+    if seconds.rounded() == seconds, abs(seconds) < 1e15 { return "\(Int(seconds))s" }
+    return "\((seconds * 1000).rounded() / 1000)s"
 }

@@ -6,178 +6,175 @@
 /// until the single fetch for its key ends. A cancelled caller gets `CancellationError` at once;
 /// the fetch goes on for the others and its result is cached.
 public final class TokenCache: Sendable {
-  /// Gets a token from the identity provider. Its errors reach every waiter; an error
-  /// conforming to ``TokenAcquisitionError`` with a `retryAfterSeconds` sets the backoff floor.
-  public typealias Fetch = @Sendable () async throws -> TokenResponse
+    /// Gets a token from the identity provider. Its errors reach every waiter; an error
+    /// conforming to ``TokenAcquisitionError`` with a `retryAfterSeconds` sets the backoff floor.
+    public typealias Fetch = @Sendable () async throws -> TokenResponse
 
-  private struct State {
-    var machine: TokenCacheStateMachine
-    var continuations:
-      [TokenCacheStateMachine.WaiterID: CheckedContinuation<AccessToken, any Error>] = [:]
-    var nextWaiterID: TokenCacheStateMachine.WaiterID = 1
-  }
-
-  private let state: LockedState<State>
-  private let clock: @Sendable () -> Double
-  private let random: @Sendable () -> Double
-
-  /// - Parameters:
-  ///   - clock: seconds on a monotonic clock; the default counts from the cache's creation.
-  ///   - random: jitter source in 0...1 for backoff.
-  public init(
-    settings: TokenCacheSettings = TokenCacheSettings(),
-    clock: (@Sendable () -> Double)? = nil,
-    random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }
-  ) {
-    self.state = LockedState(State(machine: TokenCacheStateMachine(settings: settings)))
-    if let clock {
-      self.clock = clock
-    } else {
-      let start = ContinuousClock.now
-      self.clock = { (ContinuousClock.now - start) / .seconds(1) }
+    private struct State {
+        var machine: TokenCacheStateMachine
+        var continuations: [TokenCacheStateMachine.WaiterID: CheckedContinuation<AccessToken, any Error>] = [:]
+        var nextWaiterID: TokenCacheStateMachine.WaiterID = 1
     }
-    self.random = random
-  }
 
-  public var settings: TokenCacheSettings { state.withLock { $0.machine.settings } }
+    private let state: LockedState<State>
+    private let clock: @Sendable () -> Double
+    private let random: @Sendable () -> Double
 
-  /// The token for `key`, from the cache or from one shared call to `fetch`.
-  public func token(for key: TokenCacheKey, fetch: @escaping Fetch) async throws -> AccessToken {
-    let now = clock()
-    let fast = state.withLock { $0.machine.request(key, now: now, waiter: nil) }
-    switch fast {
-    case .returnToken(let token, let refresh):
-      if let refresh { startFetch(refresh, key: key, fetch: fetch) }
-      return token
-    case .failFast(let error):
-      throw error
-    case .wait, .needsWaiter:
-      break
+    /// - Parameters:
+    ///   - clock: seconds on a monotonic clock; the default counts from the cache's creation.
+    ///   - random: jitter source in 0...1 for backoff.
+    public init(
+        settings: TokenCacheSettings = TokenCacheSettings(),
+        clock: (@Sendable () -> Double)? = nil,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }
+    ) {
+        self.state = LockedState(State(machine: TokenCacheStateMachine(settings: settings)))
+        if let clock {
+            self.clock = clock
+        } else {
+            let start = ContinuousClock.now
+            self.clock = { (ContinuousClock.now - start) / .seconds(1) }
+        }
+        self.random = random
     }
-    try Task.checkCancellation()
 
-    let waiter = state.withLock { state in
-      defer { state.nextWaiterID += 1 }
-      return state.nextWaiterID
-    }
-    return try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation {
-        (continuation: CheckedContinuation<AccessToken, any Error>) in
+    public var settings: TokenCacheSettings { state.withLock { $0.machine.settings } }
+
+    /// The token for `key`, from the cache or from one shared call to `fetch`.
+    public func token(for key: TokenCacheKey, fetch: @escaping Fetch) async throws -> AccessToken {
         let now = clock()
-        // Cancellation is checked under the lock: a cancellation handler that ran
-        // before the waiter was registered found nothing to cancel.
-        let (result, fetchToStart):
-          (Result<AccessToken, any Error>?, TokenCacheStateMachine.FetchID?) =
-            state.withLock { state in
-              if Task.isCancelled { return (.failure(CancellationError()), nil) }
-              switch state.machine.request(key, now: now, waiter: waiter) {
-              case .returnToken(let token, let refresh):
-                return (.success(token), refresh)
-              case .failFast(let error):
-                return (.failure(error), nil)
-              case .wait(let startFetch):
-                state.continuations[waiter] = continuation
-                return (nil, startFetch)
-              case .needsWaiter:
-                preconditionFailure("request with a waiter id asked for one")
-              }
+        let fast = state.withLock { $0.machine.request(key, now: now, waiter: nil) }
+        switch fast {
+        case .returnToken(let token, let refresh):
+            if let refresh { startFetch(refresh, key: key, fetch: fetch) }
+            return token
+        case .failFast(let error):
+            throw error
+        case .wait, .needsWaiter:
+            break
+        }
+        try Task.checkCancellation()
+
+        let waiter = state.withLock { state in
+            defer { state.nextWaiterID += 1 }
+            return state.nextWaiterID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<AccessToken, any Error>) in
+                let now = clock()
+                // Cancellation is checked under the lock: a cancellation handler that ran
+                // before the waiter was registered found nothing to cancel.
+                let (result, fetchToStart): (Result<AccessToken, any Error>?, TokenCacheStateMachine.FetchID?) =
+                    state.withLock { state in
+                        if Task.isCancelled { return (.failure(CancellationError()), nil) }
+                        switch state.machine.request(key, now: now, waiter: waiter) {
+                        case .returnToken(let token, let refresh):
+                            return (.success(token), refresh)
+                        case .failFast(let error):
+                            return (.failure(error), nil)
+                        case .wait(let startFetch):
+                            state.continuations[waiter] = continuation
+                            return (nil, startFetch)
+                        case .needsWaiter:
+                            preconditionFailure("request with a waiter id asked for one")
+                        }
+                    }
+                if let fetchToStart { startFetch(fetchToStart, key: key, fetch: fetch) }
+                if let result { continuation.resume(with: result) }
             }
-        if let fetchToStart { startFetch(fetchToStart, key: key, fetch: fetch) }
-        if let result { continuation.resume(with: result) }
-      }
-    } onCancel: {
-      let continuation = state.withLock { state in
-        state.machine.cancelWaiter(waiter, key: key)
-          ? state.continuations.removeValue(forKey: waiter) : nil
-      }
-      continuation?.resume(throwing: CancellationError())
+        } onCancel: {
+            let continuation = state.withLock { state in
+                state.machine.cancelWaiter(waiter, key: key)
+                    ? state.continuations.removeValue(forKey: waiter) : nil
+            }
+            continuation?.resume(throwing: CancellationError())
+        }
     }
-  }
 
-  /// Drops the token for `key` if it is still the one with `tokenID` (the token an upstream
-  /// just refused). Returns whether it was dropped.
-  @discardableResult
-  public func invalidate(_ key: TokenCacheKey, ifTokenID tokenID: UInt64) -> Bool {
-    state.withLock { $0.machine.invalidate(key, ifTokenID: tokenID) }
-  }
-
-  /// Drops the token and any backoff for `key`; a fetch in flight still completes.
-  @discardableResult
-  public func invalidate(_ key: TokenCacheKey) -> Bool {
-    state.withLock { $0.machine.invalidate(key) }
-  }
-
-  /// Removes every key matching `predicate`. Returns how many were removed.
-  @discardableResult
-  public func invalidateAll(where predicate: (TokenCacheKey) -> Bool) -> Int {
-    state.withLock { $0.machine.removeAll(where: predicate) }
-  }
-
-  /// Removes every key of an external credential (and of one principal, when given), e.g.
-  /// after a configuration reload changed it.
-  @discardableResult
-  public func removeAll(externalCredential: String, principal: String? = nil) -> Int {
-    invalidateAll { key in
-      key.externalCredential == externalCredential
-        && (principal == nil || key.principal == principal)
+    /// Drops the token for `key` if it is still the one with `tokenID` (the token an upstream
+    /// just refused). Returns whether it was dropped.
+    @discardableResult
+    public func invalidate(_ key: TokenCacheKey, ifTokenID tokenID: UInt64) -> Bool {
+        state.withLock { $0.machine.invalidate(key, ifTokenID: tokenID) }
     }
-  }
 
-  /// Drops the current token for `key` and returns a new one (joining a fetch already in
-  /// flight, which started after the dropped token was issued).
-  public func forceRefresh(_ key: TokenCacheKey, fetch: @escaping Fetch) async throws -> AccessToken
-  {
-    state.withLock { _ = $0.machine.invalidate(key) }
-    return try await token(for: key, fetch: fetch)
-  }
-
-  /// Per-key view for the admin endpoint, most recently used first. Never holds token values.
-  public func snapshot() -> [TokenCacheEntrySnapshot] {
-    let now = clock()
-    return state.withLock { $0.machine.snapshot(now: now) }
-  }
-
-  public var stats: TokenCacheStats { state.withLock { $0.machine.stats } }
-
-  private func startFetch(
-    _ fetchID: TokenCacheStateMachine.FetchID, key: TokenCacheKey, fetch: @escaping Fetch
-  ) {
-    Task {
-      let outcome: Result<TokenResponse, any Error>
-      do {
-        outcome = .success(try await fetch())
-      } catch {
-        outcome = .failure(error)
-      }
-      self.finish(fetchID, key: key, outcome: outcome)
+    /// Drops the token and any backoff for `key`; a fetch in flight still completes.
+    @discardableResult
+    public func invalidate(_ key: TokenCacheKey) -> Bool {
+        state.withLock { $0.machine.invalidate(key) }
     }
-  }
 
-  private func finish(
-    _ fetchID: TokenCacheStateMachine.FetchID,
-    key: TokenCacheKey,
-    outcome: Result<TokenResponse, any Error>
-  ) {
-    let now = clock()
-    switch outcome {
-    case .success(let response):
-      let (token, waiting) = state.withLock { state in
-        let (token, completion) = state.machine.fetchSucceeded(
-          key, fetch: fetchID, response: response, now: now)
-        return (
-          token, completion.waiters.compactMap { state.continuations.removeValue(forKey: $0) }
-        )
-      }
-      for continuation in waiting { continuation.resume(returning: token) }
-    case .failure(let error):
-      let jitter = random()
-      let retryAfter = (error as? any TokenAcquisitionError)?.retryAfterSeconds
-      let waiting = state.withLock { state in
-        let completion = state.machine.fetchFailed(
-          key, fetch: fetchID, error: error, retryAfter: retryAfter, jitter: jitter, now: now)
-        return completion.waiters.compactMap { state.continuations.removeValue(forKey: $0) }
-      }
-      for continuation in waiting { continuation.resume(throwing: error) }
+    /// Removes every key matching `predicate`. Returns how many were removed.
+    @discardableResult
+    public func invalidateAll(where predicate: (TokenCacheKey) -> Bool) -> Int {
+        state.withLock { $0.machine.removeAll(where: predicate) }
     }
-  }
+
+    /// Removes every key of an external credential (and of one principal, when given), e.g.
+    /// after a configuration reload changed it.
+    @discardableResult
+    public func removeAll(externalCredential: String, principal: String? = nil) -> Int {
+        invalidateAll { key in
+            key.externalCredential == externalCredential
+                && (principal == nil || key.principal == principal)
+        }
+    }
+
+    /// Drops the current token for `key` and returns a new one (joining a fetch already in
+    /// flight, which started after the dropped token was issued).
+    public func forceRefresh(_ key: TokenCacheKey, fetch: @escaping Fetch) async throws -> AccessToken {
+        state.withLock { _ = $0.machine.invalidate(key) }
+        return try await token(for: key, fetch: fetch)
+    }
+
+    /// Per-key view for the admin endpoint, most recently used first. Never holds token values.
+    public func snapshot() -> [TokenCacheEntrySnapshot] {
+        let now = clock()
+        return state.withLock { $0.machine.snapshot(now: now) }
+    }
+
+    public var stats: TokenCacheStats { state.withLock { $0.machine.stats } }
+
+    private func startFetch(
+        _ fetchID: TokenCacheStateMachine.FetchID, key: TokenCacheKey, fetch: @escaping Fetch
+    ) {
+        Task {
+            let outcome: Result<TokenResponse, any Error>
+            do {
+                outcome = .success(try await fetch())
+            } catch {
+                outcome = .failure(error)
+            }
+            self.finish(fetchID, key: key, outcome: outcome)
+        }
+    }
+
+    private func finish(
+        _ fetchID: TokenCacheStateMachine.FetchID,
+        key: TokenCacheKey,
+        outcome: Result<TokenResponse, any Error>
+    ) {
+        let now = clock()
+        switch outcome {
+        case .success(let response):
+            let (token, waiting) = state.withLock { state in
+                let (token, completion) = state.machine.fetchSucceeded(
+                    key, fetch: fetchID, response: response, now: now)
+                return (
+                    token, completion.waiters.compactMap { state.continuations.removeValue(forKey: $0) }
+                )
+            }
+            for continuation in waiting { continuation.resume(returning: token) }
+        case .failure(let error):
+            let jitter = random()
+            let retryAfter = (error as? any TokenAcquisitionError)?.retryAfterSeconds
+            let waiting = state.withLock { state in
+                let completion = state.machine.fetchFailed(
+                    key, fetch: fetchID, error: error, retryAfter: retryAfter, jitter: jitter, now: now)
+                return completion.waiters.compactMap { state.continuations.removeValue(forKey: $0) }
+            }
+            for continuation in waiting { continuation.resume(throwing: error) }
+        }
+    }
 }

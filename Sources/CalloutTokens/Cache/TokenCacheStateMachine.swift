@@ -7,355 +7,355 @@
 /// `backingOff` (the identity provider failed; fail fast until a deadline, still serving a
 /// token that remains usable).
 public struct TokenCacheStateMachine: Sendable {
-  public typealias WaiterID = UInt64
-  public typealias FetchID = UInt64
+    public typealias WaiterID = UInt64
+    public typealias FetchID = UInt64
 
-  struct Fetch: Sendable {
-    var id: FetchID
-    var startedAt: Double
-    var waiters: [WaiterID]
-    /// Consecutive failures before this fetch.
-    var failuresBefore: Int
-  }
-
-  struct Backoff: Sendable {
-    var until: Double
-    var lastError: any Error
-    var failures: Int
-    /// A token still usable when the failure happened; served while it stays usable.
-    var token: AccessToken?
-  }
-
-  enum State: Sendable {
-    case fetching(Fetch)
-    case fresh(AccessToken)
-    case refreshingAhead(AccessToken, Fetch)
-    case backingOff(Backoff)
-
-    var fetch: Fetch? {
-      switch self {
-      case .fetching(let fetch), .refreshingAhead(_, let fetch): fetch
-      case .fresh, .backingOff: nil
-      }
+    struct Fetch: Sendable {
+        var id: FetchID
+        var startedAt: Double
+        var waiters: [WaiterID]
+        /// Consecutive failures before this fetch.
+        var failuresBefore: Int
     }
-  }
 
-  public enum RequestAction: Sendable {
-    /// Serve this token. If `backgroundRefresh` is set, start that fetch without waiting.
-    case returnToken(AccessToken, backgroundRefresh: FetchID?)
-    /// Park the waiter; if `startFetch` is set, this request must start that fetch.
-    case wait(startFetch: FetchID?)
-    /// Fail at once: the key is backing off.
-    case failFast(TokenCacheError)
-    /// Only for a request without a waiter id: ask again with one.
-    case needsWaiter
-  }
-
-  /// Whom to resume with a fetch's result.
-  public struct Completion: Sendable {
-    public var waiters: [WaiterID]
-    /// False when the key was removed while the fetch ran: its waiters get the result but it
-    /// is not cached.
-    public var cached: Bool
-  }
-
-  public let settings: TokenCacheSettings
-  private var entries = TokenCacheLRU<State>()
-  /// Fetches whose key was removed (by `removeAll(where:)`) while they ran.
-  private var orphans: [FetchID: Fetch] = [:]
-  private var nextFetchID: FetchID = 1
-  private var nextTokenID: UInt64 = 1
-  private var counters = TokenCacheStats()
-
-  public init(settings: TokenCacheSettings = TokenCacheSettings()) {
-    self.settings = settings
-  }
-
-  public var count: Int { entries.count }
-
-  // MARK: Requests
-
-  /// A request for `key`. With `waiter == nil` only hits are served (the lock-light path); a
-  /// request that would wait returns `.needsWaiter` and changes nothing.
-  public mutating func request(_ key: TokenCacheKey, now: Double, waiter: WaiterID?)
-    -> RequestAction
-  {
-    guard let slot = entries.slot(for: key) else {
-      guard let waiter else { return .needsWaiter }
-      counters.misses += 1
-      let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: 0)
-      evictIfFull()
-      _ = entries.insert(key, .fetching(fetch))
-      return .wait(startFetch: fetch.id)
+    struct Backoff: Sendable {
+        var until: Double
+        var lastError: any Error
+        var failures: Int
+        /// A token still usable when the failure happened; served while it stays usable.
+        var token: AccessToken?
     }
-    entries.touch(slot)
-    switch entries[slot] {
-    case .fresh(let token):
-      if isUsable(token, now: now) {
-        counters.hits += 1
-        guard isDueForRefresh(token, now: now) else {
-          return .returnToken(token, backgroundRefresh: nil)
-        }
-        counters.refreshAheadRuns += 1
-        let fetch = makeFetch(now: now, waiters: [], failuresBefore: 0)
-        entries[slot] = .refreshingAhead(token, fetch)
-        return .returnToken(token, backgroundRefresh: fetch.id)
-      }
-      guard let waiter else { return .needsWaiter }
-      counters.misses += 1
-      let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: 0)
-      entries[slot] = .fetching(fetch)
-      return .wait(startFetch: fetch.id)
 
-    case .refreshingAhead(let token, _) where isUsable(token, now: now):
-      counters.hits += 1
-      return .returnToken(token, backgroundRefresh: nil)
+    enum State: Sendable {
+        case fetching(Fetch)
+        case fresh(AccessToken)
+        case refreshingAhead(AccessToken, Fetch)
+        case backingOff(Backoff)
 
-    case .refreshingAhead, .fetching:
-      guard let waiter else { return .needsWaiter }
-      counters.misses += 1
-      counters.singleFlightJoins += 1
-      guard case .some(var fetch) = entries.take(slot).fetch else { preconditionFailure() }
-      fetch.waiters.append(waiter)
-      entries[slot] = .fetching(fetch)
-      return .wait(startFetch: nil)
-
-    case .backingOff(var backoff):
-      if let token = backoff.token, isUsable(token, now: now) {
-        counters.hits += 1
-        guard now >= backoff.until, isDueForRefresh(token, now: now) else {
-          return .returnToken(token, backgroundRefresh: nil)
+        var fetch: Fetch? {
+            switch self {
+            case .fetching(let fetch), .refreshingAhead(_, let fetch): fetch
+            case .fresh, .backingOff: nil
+            }
         }
-        counters.refreshAheadRuns += 1
-        let fetch = makeFetch(now: now, waiters: [], failuresBefore: backoff.failures)
-        entries[slot] = .refreshingAhead(token, fetch)
-        return .returnToken(token, backgroundRefresh: fetch.id)
-      }
-      if now < backoff.until {
-        counters.failFasts += 1
-        if backoff.token != nil {
-          backoff.token = nil
-          entries[slot] = .backingOff(backoff)
-        }
-        return .failFast(
-          .backingOff(retryAfterSeconds: backoff.until - now, lastError: backoff.lastError))
-      }
-      guard let waiter else { return .needsWaiter }
-      counters.misses += 1
-      let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: backoff.failures)
-      entries[slot] = .fetching(fetch)
-      return .wait(startFetch: fetch.id)
     }
-  }
 
-  /// Removes a cancelled waiter. Returns false if it was not waiting (already resumed).
-  public mutating func cancelWaiter(_ waiter: WaiterID, key: TokenCacheKey) -> Bool {
-    if let slot = entries.slot(for: key) {
-      var state = entries.take(slot)
-      defer { entries[slot] = state }
-      switch state {
-      case .fetching(var fetch):
-        if let position = fetch.waiters.firstIndex(of: waiter) {
-          fetch.waiters.remove(at: position)
-          state = .fetching(fetch)
-          return true
-        }
-      case .refreshingAhead(let token, var fetch):
-        if let position = fetch.waiters.firstIndex(of: waiter) {
-          fetch.waiters.remove(at: position)
-          state = .refreshingAhead(token, fetch)
-          return true
-        }
-      case .fresh, .backingOff:
-        break
-      }
+    public enum RequestAction: Sendable {
+        /// Serve this token. If `backgroundRefresh` is set, start that fetch without waiting.
+        case returnToken(AccessToken, backgroundRefresh: FetchID?)
+        /// Park the waiter; if `startFetch` is set, this request must start that fetch.
+        case wait(startFetch: FetchID?)
+        /// Fail at once: the key is backing off.
+        case failFast(TokenCacheError)
+        /// Only for a request without a waiter id: ask again with one.
+        case needsWaiter
     }
-    for (id, var fetch) in orphans {
-      if let position = fetch.waiters.firstIndex(of: waiter) {
-        fetch.waiters.remove(at: position)
-        orphans[id] = fetch
+
+    /// Whom to resume with a fetch's result.
+    public struct Completion: Sendable {
+        public var waiters: [WaiterID]
+        /// False when the key was removed while the fetch ran: its waiters get the result but it
+        /// is not cached.
+        public var cached: Bool
+    }
+
+    public let settings: TokenCacheSettings
+    private var entries = TokenCacheLRU<State>()
+    /// Fetches whose key was removed (by `removeAll(where:)`) while they ran.
+    private var orphans: [FetchID: Fetch] = [:]
+    private var nextFetchID: FetchID = 1
+    private var nextTokenID: UInt64 = 1
+    private var counters = TokenCacheStats()
+
+    public init(settings: TokenCacheSettings = TokenCacheSettings()) {
+        self.settings = settings
+    }
+
+    public var count: Int { entries.count }
+
+    // MARK: Requests
+
+    /// A request for `key`. With `waiter == nil` only hits are served (the lock-light path); a
+    /// request that would wait returns `.needsWaiter` and changes nothing.
+    public mutating func request(_ key: TokenCacheKey, now: Double, waiter: WaiterID?)
+        -> RequestAction
+    {
+        guard let slot = entries.slot(for: key) else {
+            guard let waiter else { return .needsWaiter }
+            counters.misses += 1
+            let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: 0)
+            evictIfFull()
+            _ = entries.insert(key, .fetching(fetch))
+            return .wait(startFetch: fetch.id)
+        }
+        entries.touch(slot)
+        switch entries[slot] {
+        case .fresh(let token):
+            if isUsable(token, now: now) {
+                counters.hits += 1
+                guard isDueForRefresh(token, now: now) else {
+                    return .returnToken(token, backgroundRefresh: nil)
+                }
+                counters.refreshAheadRuns += 1
+                let fetch = makeFetch(now: now, waiters: [], failuresBefore: 0)
+                entries[slot] = .refreshingAhead(token, fetch)
+                return .returnToken(token, backgroundRefresh: fetch.id)
+            }
+            guard let waiter else { return .needsWaiter }
+            counters.misses += 1
+            let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: 0)
+            entries[slot] = .fetching(fetch)
+            return .wait(startFetch: fetch.id)
+
+        case .refreshingAhead(let token, _) where isUsable(token, now: now):
+            counters.hits += 1
+            return .returnToken(token, backgroundRefresh: nil)
+
+        case .refreshingAhead, .fetching:
+            guard let waiter else { return .needsWaiter }
+            counters.misses += 1
+            counters.singleFlightJoins += 1
+            guard case .some(var fetch) = entries.take(slot).fetch else { preconditionFailure() }
+            fetch.waiters.append(waiter)
+            entries[slot] = .fetching(fetch)
+            return .wait(startFetch: nil)
+
+        case .backingOff(var backoff):
+            if let token = backoff.token, isUsable(token, now: now) {
+                counters.hits += 1
+                guard now >= backoff.until, isDueForRefresh(token, now: now) else {
+                    return .returnToken(token, backgroundRefresh: nil)
+                }
+                counters.refreshAheadRuns += 1
+                let fetch = makeFetch(now: now, waiters: [], failuresBefore: backoff.failures)
+                entries[slot] = .refreshingAhead(token, fetch)
+                return .returnToken(token, backgroundRefresh: fetch.id)
+            }
+            if now < backoff.until {
+                counters.failFasts += 1
+                if backoff.token != nil {
+                    backoff.token = nil
+                    entries[slot] = .backingOff(backoff)
+                }
+                return .failFast(
+                    .backingOff(retryAfterSeconds: backoff.until - now, lastError: backoff.lastError))
+            }
+            guard let waiter else { return .needsWaiter }
+            counters.misses += 1
+            let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: backoff.failures)
+            entries[slot] = .fetching(fetch)
+            return .wait(startFetch: fetch.id)
+        }
+    }
+
+    /// Removes a cancelled waiter. Returns false if it was not waiting (already resumed).
+    public mutating func cancelWaiter(_ waiter: WaiterID, key: TokenCacheKey) -> Bool {
+        if let slot = entries.slot(for: key) {
+            var state = entries.take(slot)
+            defer { entries[slot] = state }
+            switch state {
+            case .fetching(var fetch):
+                if let position = fetch.waiters.firstIndex(of: waiter) {
+                    fetch.waiters.remove(at: position)
+                    state = .fetching(fetch)
+                    return true
+                }
+            case .refreshingAhead(let token, var fetch):
+                if let position = fetch.waiters.firstIndex(of: waiter) {
+                    fetch.waiters.remove(at: position)
+                    state = .refreshingAhead(token, fetch)
+                    return true
+                }
+            case .fresh, .backingOff:
+                break
+            }
+        }
+        for (id, var fetch) in orphans {
+            if let position = fetch.waiters.firstIndex(of: waiter) {
+                fetch.waiters.remove(at: position)
+                orphans[id] = fetch
+                return true
+            }
+        }
+        return false
+    }
+
+    // MARK: Fetch results
+
+    /// A fetch returned a token. The token is issued at the fetch's start (the conservative
+    /// reading of `expires_in`) and cached unless the key was removed meanwhile.
+    public mutating func fetchSucceeded(
+        _ key: TokenCacheKey,
+        fetch fetchID: FetchID,
+        response: TokenResponse,
+        now: Double
+    ) -> (token: AccessToken, completion: Completion) {
+        let (fetch, slot) = claimFetch(fetchID, key: key)
+        let startedAt = fetch?.startedAt ?? now
+        let token = AccessToken(
+            value: response.accessToken,
+            tokenType: response.tokenType,
+            scope: response.scope,
+            issuedAt: startedAt,
+            expiresAt: startedAt + Double(response.expiresIn),
+            id: nextTokenID
+        )
+        nextTokenID += 1
+        if let slot { entries[slot] = .fresh(token) }
+        return (token, Completion(waiters: fetch?.waiters ?? [], cached: slot != nil))
+    }
+
+    /// A fetch failed. Its waiters get `error`; the key backs off exponentially (with jitter, at
+    /// least `retryAfter` when the identity provider gave one) and fails fast meanwhile.
+    public mutating func fetchFailed(
+        _ key: TokenCacheKey,
+        fetch fetchID: FetchID,
+        error: any Error,
+        retryAfter: Double?,
+        jitter: Double,
+        now: Double
+    ) -> Completion {
+        counters.fetchFailures += 1
+        let (fetch, slot) = claimFetch(fetchID, key: key)
+        guard let fetch else { return Completion(waiters: [], cached: false) }
+        guard let slot else { return Completion(waiters: fetch.waiters, cached: false) }
+        var token: AccessToken?
+        if case .refreshingAhead(let current, _) = entries[slot] { token = current }
+        let failures = fetch.failuresBefore + 1
+        let delay = Self.backoffDelay(
+            failures: failures, jitter: jitter, retryAfter: retryAfter, settings: settings)
+        entries[slot] = .backingOff(
+            Backoff(until: now + delay, lastError: error, failures: failures, token: token))
+        return Completion(waiters: fetch.waiters, cached: true)
+    }
+
+    /// Seconds to back off after `failures` consecutive failures: `base * 2^(failures-1)`, capped
+    /// at the maximum, scaled by `0.5 + 0.5 * jitter` ("equal jitter"); then at least
+    /// `retryAfter` (itself capped at `maxRetryAfterSeconds`).
+    public static func backoffDelay(
+        failures: Int,
+        jitter: Double,
+        retryAfter: Double?,
+        settings: TokenCacheSettings
+    ) -> Double {
+        let exponent = Double(min(max(failures, 1) - 1, 62))
+        let ceiling = min(settings.backoffMaxSeconds, settings.backoffBaseSeconds * pow2(exponent))
+        let jitter = min(max(jitter, 0), 1)
+        var delay = ceiling * (0.5 + 0.5 * jitter)
+        if let retryAfter, retryAfter > 0 {
+            delay = max(delay, min(retryAfter, settings.maxRetryAfterSeconds))
+        }
+        return delay
+    }
+
+    // MARK: Invalidation
+
+    /// Drops the cached token only if it is the one with `tokenID`: the first of a burst of
+    /// 401s for one token invalidates it, the rest find a newer token (or a fetch) and do
+    /// nothing. Returns whether a token was dropped.
+    public mutating func invalidate(_ key: TokenCacheKey, ifTokenID tokenID: UInt64) -> Bool {
+        dropToken(key) { $0.id == tokenID }
+    }
+
+    /// Drops the cached token for `key` whatever it is, and any backoff. A fetch in flight keeps
+    /// running and its result is cached. Returns whether anything was dropped.
+    public mutating func invalidate(_ key: TokenCacheKey) -> Bool {
+        guard let slot = entries.slot(for: key) else { return false }
+        if case .backingOff = entries[slot] {
+            entries.remove(slot)
+            counters.invalidations += 1
+            return true
+        }
+        return dropToken(key) { _ in true }
+    }
+
+    /// Removes every key matching `predicate`, tokens and backoffs alike. Fetches in flight for
+    /// those keys still answer their waiters but their results are not cached. O(n): an admin
+    /// and reload operation. Returns the number of keys removed.
+    public mutating func removeAll(where predicate: (TokenCacheKey) -> Bool) -> Int {
+        var removed = 0
+        for slot in entries.slotsInOrder where predicate(entries.key(at: slot)) {
+            if let fetch = entries[slot].fetch { orphans[fetch.id] = fetch }
+            entries.remove(slot)
+            removed += 1
+        }
+        counters.invalidations += removed
+        return removed
+    }
+
+    // MARK: Views
+
+    public func snapshot(now: Double) -> [TokenCacheEntrySnapshot] {
+        entries.slotsInOrder.map { slot in
+            TokenCacheEntrySnapshot(key: entries.key(at: slot), state: entries[slot], now: now)
+        }
+    }
+
+    /// The counters, with `size` filled in.
+    public var stats: TokenCacheStats {
+        var stats = counters
+        stats.size = entries.count
+        return stats
+    }
+
+    // MARK: Helpers
+
+    /// A token is usable strictly before `expiresAt - expirySkew`.
+    public func isUsable(_ token: AccessToken, now: Double) -> Bool {
+        now < token.expiresAt - settings.expirySkewSeconds
+    }
+
+    /// True once `refreshAheadRatio` of the token's lifetime has passed.
+    public func isDueForRefresh(_ token: AccessToken, now: Double) -> Bool {
+        now >= token.issuedAt + settings.refreshAheadRatio * token.lifetime
+    }
+
+    private mutating func makeFetch(now: Double, waiters: [WaiterID], failuresBefore: Int) -> Fetch {
+        defer { nextFetchID += 1 }
+        return Fetch(id: nextFetchID, startedAt: now, waiters: waiters, failuresBefore: failuresBefore)
+    }
+
+    /// Finds the fetch `fetchID` on the key (returning its slot) or among the orphans.
+    private mutating func claimFetch(_ fetchID: FetchID, key: TokenCacheKey) -> (Fetch?, Int?) {
+        if let slot = entries.slot(for: key), let fetch = entries[slot].fetch, fetch.id == fetchID {
+            return (fetch, slot)
+        }
+        return (orphans.removeValue(forKey: fetchID), nil)
+    }
+
+    private mutating func dropToken(_ key: TokenCacheKey, if matches: (AccessToken) -> Bool) -> Bool {
+        guard let slot = entries.slot(for: key) else { return false }
+        switch entries[slot] {
+        case .fresh(let token) where matches(token):
+            entries.remove(slot)
+        case .refreshingAhead(let token, let fetch) where matches(token):
+            entries[slot] = .fetching(fetch)
+        case .backingOff(var backoff):
+            guard let token = backoff.token, matches(token) else { return false }
+            backoff.token = nil
+            entries[slot] = .backingOff(backoff)
+        case .fresh, .refreshingAhead, .fetching:
+            return false
+        }
+        counters.invalidations += 1
         return true
-      }
     }
-    return false
-  }
 
-  // MARK: Fetch results
-
-  /// A fetch returned a token. The token is issued at the fetch's start (the conservative
-  /// reading of `expires_in`) and cached unless the key was removed meanwhile.
-  public mutating func fetchSucceeded(
-    _ key: TokenCacheKey,
-    fetch fetchID: FetchID,
-    response: TokenResponse,
-    now: Double
-  ) -> (token: AccessToken, completion: Completion) {
-    let (fetch, slot) = claimFetch(fetchID, key: key)
-    let startedAt = fetch?.startedAt ?? now
-    let token = AccessToken(
-      value: response.accessToken,
-      tokenType: response.tokenType,
-      scope: response.scope,
-      issuedAt: startedAt,
-      expiresAt: startedAt + Double(response.expiresIn),
-      id: nextTokenID
-    )
-    nextTokenID += 1
-    if let slot { entries[slot] = .fresh(token) }
-    return (token, Completion(waiters: fetch?.waiters ?? [], cached: slot != nil))
-  }
-
-  /// A fetch failed. Its waiters get `error`; the key backs off exponentially (with jitter, at
-  /// least `retryAfter` when the identity provider gave one) and fails fast meanwhile.
-  public mutating func fetchFailed(
-    _ key: TokenCacheKey,
-    fetch fetchID: FetchID,
-    error: any Error,
-    retryAfter: Double?,
-    jitter: Double,
-    now: Double
-  ) -> Completion {
-    counters.fetchFailures += 1
-    let (fetch, slot) = claimFetch(fetchID, key: key)
-    guard let fetch else { return Completion(waiters: [], cached: false) }
-    guard let slot else { return Completion(waiters: fetch.waiters, cached: false) }
-    var token: AccessToken?
-    if case .refreshingAhead(let current, _) = entries[slot] { token = current }
-    let failures = fetch.failuresBefore + 1
-    let delay = Self.backoffDelay(
-      failures: failures, jitter: jitter, retryAfter: retryAfter, settings: settings)
-    entries[slot] = .backingOff(
-      Backoff(until: now + delay, lastError: error, failures: failures, token: token))
-    return Completion(waiters: fetch.waiters, cached: true)
-  }
-
-  /// Seconds to back off after `failures` consecutive failures: `base * 2^(failures-1)`, capped
-  /// at the maximum, scaled by `0.5 + 0.5 * jitter` ("equal jitter"); then at least
-  /// `retryAfter` (itself capped at `maxRetryAfterSeconds`).
-  public static func backoffDelay(
-    failures: Int,
-    jitter: Double,
-    retryAfter: Double?,
-    settings: TokenCacheSettings
-  ) -> Double {
-    let exponent = Double(min(max(failures, 1) - 1, 62))
-    let ceiling = min(settings.backoffMaxSeconds, settings.backoffBaseSeconds * pow2(exponent))
-    let jitter = min(max(jitter, 0), 1)
-    var delay = ceiling * (0.5 + 0.5 * jitter)
-    if let retryAfter, retryAfter > 0 {
-      delay = max(delay, min(retryAfter, settings.maxRetryAfterSeconds))
+    private mutating func evictIfFull() {
+        while entries.count >= settings.maxEntries {
+            guard let victim = entries.leastRecentlyUsed(where: { $0.fetch == nil }) else { return }
+            entries.remove(victim)
+            counters.evictions += 1
+        }
     }
-    return delay
-  }
-
-  // MARK: Invalidation
-
-  /// Drops the cached token only if it is the one with `tokenID`: the first of a burst of
-  /// 401s for one token invalidates it, the rest find a newer token (or a fetch) and do
-  /// nothing. Returns whether a token was dropped.
-  public mutating func invalidate(_ key: TokenCacheKey, ifTokenID tokenID: UInt64) -> Bool {
-    dropToken(key) { $0.id == tokenID }
-  }
-
-  /// Drops the cached token for `key` whatever it is, and any backoff. A fetch in flight keeps
-  /// running and its result is cached. Returns whether anything was dropped.
-  public mutating func invalidate(_ key: TokenCacheKey) -> Bool {
-    guard let slot = entries.slot(for: key) else { return false }
-    if case .backingOff = entries[slot] {
-      entries.remove(slot)
-      counters.invalidations += 1
-      return true
-    }
-    return dropToken(key) { _ in true }
-  }
-
-  /// Removes every key matching `predicate`, tokens and backoffs alike. Fetches in flight for
-  /// those keys still answer their waiters but their results are not cached. O(n): an admin
-  /// and reload operation. Returns the number of keys removed.
-  public mutating func removeAll(where predicate: (TokenCacheKey) -> Bool) -> Int {
-    var removed = 0
-    for slot in entries.slotsInOrder where predicate(entries.key(at: slot)) {
-      if let fetch = entries[slot].fetch { orphans[fetch.id] = fetch }
-      entries.remove(slot)
-      removed += 1
-    }
-    counters.invalidations += removed
-    return removed
-  }
-
-  // MARK: Views
-
-  public func snapshot(now: Double) -> [TokenCacheEntrySnapshot] {
-    entries.slotsInOrder.map { slot in
-      TokenCacheEntrySnapshot(key: entries.key(at: slot), state: entries[slot], now: now)
-    }
-  }
-
-  /// The counters, with `size` filled in.
-  public var stats: TokenCacheStats {
-    var stats = counters
-    stats.size = entries.count
-    return stats
-  }
-
-  // MARK: Helpers
-
-  /// A token is usable strictly before `expiresAt - expirySkew`.
-  public func isUsable(_ token: AccessToken, now: Double) -> Bool {
-    now < token.expiresAt - settings.expirySkewSeconds
-  }
-
-  /// True once `refreshAheadRatio` of the token's lifetime has passed.
-  public func isDueForRefresh(_ token: AccessToken, now: Double) -> Bool {
-    now >= token.issuedAt + settings.refreshAheadRatio * token.lifetime
-  }
-
-  private mutating func makeFetch(now: Double, waiters: [WaiterID], failuresBefore: Int) -> Fetch {
-    defer { nextFetchID += 1 }
-    return Fetch(id: nextFetchID, startedAt: now, waiters: waiters, failuresBefore: failuresBefore)
-  }
-
-  /// Finds the fetch `fetchID` on the key (returning its slot) or among the orphans.
-  private mutating func claimFetch(_ fetchID: FetchID, key: TokenCacheKey) -> (Fetch?, Int?) {
-    if let slot = entries.slot(for: key), let fetch = entries[slot].fetch, fetch.id == fetchID {
-      return (fetch, slot)
-    }
-    return (orphans.removeValue(forKey: fetchID), nil)
-  }
-
-  private mutating func dropToken(_ key: TokenCacheKey, if matches: (AccessToken) -> Bool) -> Bool {
-    guard let slot = entries.slot(for: key) else { return false }
-    switch entries[slot] {
-    case .fresh(let token) where matches(token):
-      entries.remove(slot)
-    case .refreshingAhead(let token, let fetch) where matches(token):
-      entries[slot] = .fetching(fetch)
-    case .backingOff(var backoff):
-      guard let token = backoff.token, matches(token) else { return false }
-      backoff.token = nil
-      entries[slot] = .backingOff(backoff)
-    case .fresh, .refreshingAhead, .fetching:
-      return false
-    }
-    counters.invalidations += 1
-    return true
-  }
-
-  private mutating func evictIfFull() {
-    while entries.count >= settings.maxEntries {
-      guard let victim = entries.leastRecentlyUsed(where: { $0.fetch == nil }) else { return }
-      entries.remove(victim)
-      counters.evictions += 1
-    }
-  }
 }
 
 private func pow2(_ exponent: Double) -> Double {
-  var result = 1.0
-  var remaining = Int(exponent)
-  while remaining > 0 {
-    result *= 2
-    remaining -= 1
-  }
-  return result
+    var result = 1.0
+    var remaining = Int(exponent)
+    while remaining > 0 {
+        result *= 2
+        remaining -= 1
+    }
+    return result
 }

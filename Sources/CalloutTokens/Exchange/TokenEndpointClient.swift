@@ -6,16 +6,16 @@ import NIOPosix
 import NIOSSL
 
 #if canImport(FoundationEssentials)
-  import FoundationEssentials
+    import FoundationEssentials
 #else
-  import Foundation
+    import Foundation
 #endif
 #if canImport(Darwin)
-  import Darwin
+    import Darwin
 #elseif canImport(Glibc)
-  import Glibc
+    import Glibc
 #elseif canImport(Musl)
-  import Musl
+    import Musl
 #endif
 
 /// Posts client-credentials token requests with a JWT client assertion to an identity provider
@@ -28,191 +28,191 @@ import NIOSSL
 ///
 /// Nothing this client logs or throws contains the client assertion or the access token.
 public struct TokenEndpointClient: Sendable {
-  public struct Limits: Sendable, Equatable {
-    /// Whole-request deadline (default 10 s).
-    public var timeout: Duration
-    /// Largest accepted response body (default 64 KiB); larger is a malformed response.
-    public var maxResponseBytes: Int
-    /// Lifetime when the answer has no `expires_in` and the token is not a JWT with `exp`
-    /// (default 300 s).
-    public var defaultLifetimeSeconds: Int
-    /// Longer `expires_in` values are capped to this (default 86,400 s = 24 h).
-    public var maxLifetimeSeconds: Int
-    /// The identity provider's `error_description` is cut to this many characters (default 256).
-    public var maxErrorDescriptionLength: Int
+    public struct Limits: Sendable, Equatable {
+        /// Whole-request deadline (default 10 s).
+        public var timeout: Duration
+        /// Largest accepted response body (default 64 KiB); larger is a malformed response.
+        public var maxResponseBytes: Int
+        /// Lifetime when the answer has no `expires_in` and the token is not a JWT with `exp`
+        /// (default 300 s).
+        public var defaultLifetimeSeconds: Int
+        /// Longer `expires_in` values are capped to this (default 86,400 s = 24 h).
+        public var maxLifetimeSeconds: Int
+        /// The identity provider's `error_description` is cut to this many characters (default 256).
+        public var maxErrorDescriptionLength: Int
 
+        public init(
+            timeout: Duration = .seconds(10),
+            maxResponseBytes: Int = 64 * 1024,
+            defaultLifetimeSeconds: Int = 300,
+            maxLifetimeSeconds: Int = 86_400,
+            maxErrorDescriptionLength: Int = 256
+        ) {
+            self.timeout = timeout
+            self.maxResponseBytes = maxResponseBytes
+            self.defaultLifetimeSeconds = defaultLifetimeSeconds
+            self.maxLifetimeSeconds = maxLifetimeSeconds
+            self.maxErrorDescriptionLength = maxErrorDescriptionLength
+        }
+    }
+
+    private let httpClient: HTTPClient
+    public let limits: Limits
+    private let logger: Logger
+    private let wallClock: @Sendable () -> Double
+
+    /// - Parameter wallClock: Unix seconds, for `Retry-After` dates and JWT `exp`.
     public init(
-      timeout: Duration = .seconds(10),
-      maxResponseBytes: Int = 64 * 1024,
-      defaultLifetimeSeconds: Int = 300,
-      maxLifetimeSeconds: Int = 86_400,
-      maxErrorDescriptionLength: Int = 256
+        httpClient: HTTPClient,
+        limits: Limits = Limits(),
+        logger: Logger,
+        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) {
-      self.timeout = timeout
-      self.maxResponseBytes = maxResponseBytes
-      self.defaultLifetimeSeconds = defaultLifetimeSeconds
-      self.maxLifetimeSeconds = maxLifetimeSeconds
-      self.maxErrorDescriptionLength = maxErrorDescriptionLength
+        self.httpClient = httpClient
+        self.limits = limits
+        self.logger = logger
+        self.wallClock = wallClock
     }
-  }
 
-  private let httpClient: HTTPClient
-  public let limits: Limits
-  private let logger: Logger
-  private let wallClock: @Sendable () -> Double
-
-  /// - Parameter wallClock: Unix seconds, for `Retry-After` dates and JWT `exp`.
-  public init(
-    httpClient: HTTPClient,
-    limits: Limits = Limits(),
-    logger: Logger,
-    wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
-  ) {
-    self.httpClient = httpClient
-    self.limits = limits
-    self.logger = logger
-    self.wallClock = wallClock
-  }
-
-  /// Gets a token. Throws ``TokenExchangeError`` (or `CancellationError` if the task is
-  /// cancelled).
-  public func fetchToken(_ request: TokenRequest) async throws -> TokenResponse {
-    let started = ContinuousClock.now
-    var logger = self.logger
-    logger[metadataKey: "external_credential"] = request.externalCredential.map { .string($0) }
-    logger[metadataKey: "principal"] = request.principal.map { .string($0) }
-    logger[metadataKey: "client_id"] = .string(request.clientId)
-    logger[metadataKey: "jti"] = request.assertionID.map { .string($0) }
-    do {
-      let response = try await exchange(request)
-      logger.info(
-        "token fetched",
-        metadata: [
-          "outcome": "success", "duration_ms": "\(milliseconds(since: started))",
-          "expires_in": "\(response.expiresIn)", "token_type": .string(response.tokenType),
-        ])
-      return response
-    } catch let error as TokenExchangeError {
-      logger.warning(
-        "token fetch failed",
-        metadata: [
-          "outcome": .string(error.code), "duration_ms": "\(milliseconds(since: started))",
-          "error": .string(error.description),
-        ])
-      throw error
-    } catch {
-      logger.debug("token fetch cancelled", metadata: ["outcome": "cancelled"])
-      throw error
+    /// Gets a token. Throws ``TokenExchangeError`` (or `CancellationError` if the task is
+    /// cancelled).
+    public func fetchToken(_ request: TokenRequest) async throws -> TokenResponse {
+        let started = ContinuousClock.now
+        var logger = self.logger
+        logger[metadataKey: "external_credential"] = request.externalCredential.map { .string($0) }
+        logger[metadataKey: "principal"] = request.principal.map { .string($0) }
+        logger[metadataKey: "client_id"] = .string(request.clientId)
+        logger[metadataKey: "jti"] = request.assertionID.map { .string($0) }
+        do {
+            let response = try await exchange(request)
+            logger.info(
+                "token fetched",
+                metadata: [
+                    "outcome": "success", "duration_ms": "\(milliseconds(since: started))",
+                    "expires_in": "\(response.expiresIn)", "token_type": .string(response.tokenType),
+                ])
+            return response
+        } catch let error as TokenExchangeError {
+            logger.warning(
+                "token fetch failed",
+                metadata: [
+                    "outcome": .string(error.code), "duration_ms": "\(milliseconds(since: started))",
+                    "error": .string(error.description),
+                ])
+            throw error
+        } catch {
+            logger.debug("token fetch cancelled", metadata: ["outcome": "cancelled"])
+            throw error
+        }
     }
-  }
 
-  private func exchange(_ request: TokenRequest) async throws -> TokenResponse {
-    try validate(request)
-    let secrets =
-      [request.clientAssertion]
-      + request.clientAssertion.split(separator: ".").dropFirst().map(String.init)
-    var httpRequest = HTTPClientRequest(url: request.identityProviderURL)
-    httpRequest.method = .POST
-    httpRequest.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
-    httpRequest.headers.add(name: "Accept", value: "application/json")
-    httpRequest.headers.add(name: "Cache-Control", value: "no-store")
-    httpRequest.body = .bytes(ByteBuffer(string: request.formBody))
+    private func exchange(_ request: TokenRequest) async throws -> TokenResponse {
+        try validate(request)
+        let secrets =
+            [request.clientAssertion]
+            + request.clientAssertion.split(separator: ".").dropFirst().map(String.init)
+        var httpRequest = HTTPClientRequest(url: request.identityProviderURL)
+        httpRequest.method = .POST
+        httpRequest.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        httpRequest.headers.add(name: "Accept", value: "application/json")
+        httpRequest.headers.add(name: "Cache-Control", value: "no-store")
+        httpRequest.body = .bytes(ByteBuffer(string: request.formBody))
 
-    let status: Int
-    let retryAfter: String?
-    let body: [UInt8]
-    do {
-      let response = try await httpClient.execute(
-        httpRequest, timeout: timeAmount(limits.timeout), logger: nil)
-      status = Int(response.status.code)
-      retryAfter = response.headers.first(name: "Retry-After")
-      if let length = response.headers.first(name: "Content-Length").flatMap(Int.init),
-        length > limits.maxResponseBytes
-      {
-        throw TokenExchangeError.malformedResponse(
-          "response body larger than \(limits.maxResponseBytes) bytes")
-      }
-      var buffer = try await response.body.collect(upTo: limits.maxResponseBytes)
-      body = buffer.readBytes(length: buffer.readableBytes) ?? []
-    } catch let error as TokenExchangeError {
-      throw error
-    } catch {
-      throw try Self.transportError(error, secrets: secrets)
+        let status: Int
+        let retryAfter: String?
+        let body: [UInt8]
+        do {
+            let response = try await httpClient.execute(
+                httpRequest, timeout: timeAmount(limits.timeout), logger: nil)
+            status = Int(response.status.code)
+            retryAfter = response.headers.first(name: "Retry-After")
+            if let length = response.headers.first(name: "Content-Length").flatMap(Int.init),
+                length > limits.maxResponseBytes
+            {
+                throw TokenExchangeError.malformedResponse(
+                    "response body larger than \(limits.maxResponseBytes) bytes")
+            }
+            var buffer = try await response.body.collect(upTo: limits.maxResponseBytes)
+            body = buffer.readBytes(length: buffer.readableBytes) ?? []
+        } catch let error as TokenExchangeError {
+            throw error
+        } catch {
+            throw try Self.transportError(error, secrets: secrets)
+        }
+        let parser = TokenResponseParser(limits: limits, secrets: secrets)
+        return try parser.parse(status: status, retryAfter: retryAfter, body: body, now: wallClock())
     }
-    let parser = TokenResponseParser(limits: limits, secrets: secrets)
-    return try parser.parse(status: status, retryAfter: retryAfter, body: body, now: wallClock())
-  }
 
-  private func validate(_ request: TokenRequest) throws(TokenExchangeError) {
-    for parameter in request.additionalParameters
-    where TokenRequest.reservedParameters.contains(parameter.name) {
-      throw .invalidRequest("additional parameter \(parameter.name) is set by the client")
+    private func validate(_ request: TokenRequest) throws(TokenExchangeError) {
+        for parameter in request.additionalParameters
+        where TokenRequest.reservedParameters.contains(parameter.name) {
+            throw .invalidRequest("additional parameter \(parameter.name) is set by the client")
+        }
+        let url = request.identityProviderURL
+        let lower = url.lowercased()
+        if lower.hasPrefix("https://") { return }
+        if lower.hasPrefix("http://") {
+            let authority = lower.dropFirst("http://".count).prefix {
+                $0 != "/" && $0 != "?" && $0 != "#"
+            }
+            let host =
+                authority.hasPrefix("[")
+                ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
+            if host == "localhost" || host == "[::1]" || host.hasPrefix("127.") { return }
+            throw .invalidRequest("plain http is allowed only to loopback identity providers")
+        }
+        throw .invalidRequest("identity provider URL must be https")
     }
-    let url = request.identityProviderURL
-    let lower = url.lowercased()
-    if lower.hasPrefix("https://") { return }
-    if lower.hasPrefix("http://") {
-      let authority = lower.dropFirst("http://".count).prefix {
-        $0 != "/" && $0 != "?" && $0 != "#"
-      }
-      let host =
-        authority.hasPrefix("[")
-        ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
-      if host == "localhost" || host == "[::1]" || host.hasPrefix("127.") { return }
-      throw .invalidRequest("plain http is allowed only to loopback identity providers")
+
+    /// Maps a transport failure to a safe error. `CancellationError` is rethrown as is.
+    static func transportError(_ error: any Error, secrets: [String]) throws -> TokenExchangeError {
+        if error is CancellationError { throw error }
+        func safe(_ text: String) -> String { sanitize(text, removing: secrets, limit: 200) }
+        switch error {
+        case let error as HTTPClientError:
+            switch error {
+            case .deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .tlsHandshakeTimeout,
+                .getConnectionFromPoolTimeout:
+                return .timedOut(safe(error.description))
+            case .cancelled:
+                throw CancellationError()
+            case .remoteConnectionClosed:
+                return .unreachable("connection closed by the identity provider")
+            default:
+                return .unreachable(safe(error.description))
+            }
+        case let error as NIOTooManyBytesError:
+            return .malformedResponse(
+                "response body larger than \(error.maxBytes.map(String.init) ?? "the limit") bytes")
+        case let error as NIOSSLError:
+            return .unreachable("TLS failure: \(safe(String(describing: error)))")
+        case let error as BoringSSLError:
+            return .unreachable("TLS failure: \(safe(String(describing: error)))")
+        case let error as IOError where error.errnoCode == ECONNREFUSED:
+            return .unreachable("connection refused")
+        case let error as NIOConnectionError:
+            let refused = error.connectionErrors.contains {
+                ($0.error as? IOError)?.errnoCode == ECONNREFUSED
+            }
+            return .unreachable(
+                refused ? "connection refused" : "connection failed: \(safe(String(describing: error)))")
+        case let error as ChannelError:
+            if case .connectTimeout = error { return .timedOut("connect timeout") }
+            return .unreachable("channel error: \(safe(String(describing: error)))")
+        case let error as HTTPParserError:
+            return .malformedResponse("invalid HTTP response: \(safe(String(describing: error)))")
+        default:
+            return .unreachable("\(type(of: error)): \(safe(String(describing: error)))")
+        }
     }
-    throw .invalidRequest("identity provider URL must be https")
-  }
 
-  /// Maps a transport failure to a safe error. `CancellationError` is rethrown as is.
-  static func transportError(_ error: any Error, secrets: [String]) throws -> TokenExchangeError {
-    if error is CancellationError { throw error }
-    func safe(_ text: String) -> String { sanitize(text, removing: secrets, limit: 200) }
-    switch error {
-    case let error as HTTPClientError:
-      switch error {
-      case .deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .tlsHandshakeTimeout,
-        .getConnectionFromPoolTimeout:
-        return .timedOut(safe(error.description))
-      case .cancelled:
-        throw CancellationError()
-      case .remoteConnectionClosed:
-        return .unreachable("connection closed by the identity provider")
-      default:
-        return .unreachable(safe(error.description))
-      }
-    case let error as NIOTooManyBytesError:
-      return .malformedResponse(
-        "response body larger than \(error.maxBytes.map(String.init) ?? "the limit") bytes")
-    case let error as NIOSSLError:
-      return .unreachable("TLS failure: \(safe(String(describing: error)))")
-    case let error as BoringSSLError:
-      return .unreachable("TLS failure: \(safe(String(describing: error)))")
-    case let error as IOError where error.errnoCode == ECONNREFUSED:
-      return .unreachable("connection refused")
-    case let error as NIOConnectionError:
-      let refused = error.connectionErrors.contains {
-        ($0.error as? IOError)?.errnoCode == ECONNREFUSED
-      }
-      return .unreachable(
-        refused ? "connection refused" : "connection failed: \(safe(String(describing: error)))")
-    case let error as ChannelError:
-      if case .connectTimeout = error { return .timedOut("connect timeout") }
-      return .unreachable("channel error: \(safe(String(describing: error)))")
-    case let error as HTTPParserError:
-      return .malformedResponse("invalid HTTP response: \(safe(String(describing: error)))")
-    default:
-      return .unreachable("\(type(of: error)): \(safe(String(describing: error)))")
+    private func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
-  }
 
-  private func timeAmount(_ duration: Duration) -> TimeAmount {
-    let (seconds, attoseconds) = duration.components
-    return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-  }
-
-  private func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
-    let (seconds, attoseconds) = (ContinuousClock.now - start).components
-    return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-  }
+    private func milliseconds(since start: ContinuousClock.Instant) -> Int64 {
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
 }

@@ -2,39 +2,39 @@
 ///
 /// The access token is a secret: `description`, `debugDescription` and the mirror redact it.
 public struct TokenResponse: Sendable, Equatable {
-  public var accessToken: String
-  /// The `Authorization` scheme: `Bearer` for any casing of `bearer`, other types as given.
-  public var tokenType: String
-  /// The granted scope, when the identity provider said.
-  public var scope: String?
-  /// Lifetime in seconds, positive and at most the client's configured maximum.
-  public var expiresIn: Int
+    public var accessToken: String
+    /// The `Authorization` scheme: `Bearer` for any casing of `bearer`, other types as given.
+    public var tokenType: String
+    /// The granted scope, when the identity provider said.
+    public var scope: String?
+    /// Lifetime in seconds, positive and at most the client's configured maximum.
+    public var expiresIn: Int
 
-  public init(
-    accessToken: String, tokenType: String = "Bearer", scope: String? = nil, expiresIn: Int
-  ) {
-    self.accessToken = accessToken
-    self.tokenType = tokenType
-    self.scope = scope
-    self.expiresIn = expiresIn
-  }
+    public init(
+        accessToken: String, tokenType: String = "Bearer", scope: String? = nil, expiresIn: Int
+    ) {
+        self.accessToken = accessToken
+        self.tokenType = tokenType
+        self.scope = scope
+        self.expiresIn = expiresIn
+    }
 }
 
 extension TokenResponse: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-  public var description: String {
-    "TokenResponse(type: \(tokenType), expires_in: \(expiresIn), scope: \(scope ?? "-"), access_token: <redacted>)"
-  }
+    public var description: String {
+        "TokenResponse(type: \(tokenType), expires_in: \(expiresIn), scope: \(scope ?? "-"), access_token: <redacted>)"
+    }
 
-  public var debugDescription: String { description }
+    public var debugDescription: String { description }
 
-  public var customMirror: Mirror {
-    Mirror(
-      self,
-      children: [
-        "accessToken": "<redacted>", "tokenType": tokenType, "scope": scope as Any,
-        "expiresIn": expiresIn,
-      ],
-      displayStyle: .struct
-    )
-  }
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "accessToken": "<redacted>", "tokenType": tokenType, "scope": scope as Any,
+                "expiresIn": expiresIn,
+            ],
+            displayStyle: .struct
+        )
+    }
 }

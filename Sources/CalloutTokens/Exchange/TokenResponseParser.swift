@@ -2,99 +2,99 @@
 /// (RFC 6749 §5.1 and §5.2). Pure: the status, `Retry-After` header, body and current Unix time
 /// come in.
 public struct TokenResponseParser: Sendable {
-  public var limits: TokenEndpointClient.Limits
-  /// Strings to scrub from every text taken from the answer (the assertion, and once known
-  /// the access token).
-  package var secrets: [String]
+    public var limits: TokenEndpointClient.Limits
+    /// Strings to scrub from every text taken from the answer (the assertion, and once known
+    /// the access token).
+    package var secrets: [String]
 
-  package init(limits: TokenEndpointClient.Limits, secrets: [String]) {
-    self.limits = limits
-    self.secrets = secrets
-  }
+    package init(limits: TokenEndpointClient.Limits, secrets: [String]) {
+        self.limits = limits
+        self.secrets = secrets
+    }
 
-  public func parse(status: Int, retryAfter: String?, body: [UInt8], now: Double)
-    throws(TokenExchangeError) -> TokenResponse
-  {
-    if status == 429 || status == 503 || (500...599).contains(status) {
-      let seconds = retryAfter.flatMap { RetryAfter.seconds(from: $0, now: now) }
-      throw .unavailable(status: status, retryAfter: status == 429 || status == 503 ? seconds : nil)
-    }
-    let json = JSONValue.object(from: body)
-    guard (200...299).contains(status) else {
-      let error = json?["error"]?.stringValue.map { clean($0, limit: 64) } ?? "http_\(status)"
-      let description = json?["error_description"]?.stringValue.map {
-        clean($0, limit: limits.maxErrorDescriptionLength)
-      }
-      throw .rejected(status: status, error: error, description: description)
-    }
-    guard let json else { throw .malformedResponse("body is not a JSON object") }
-    guard case .string(let accessToken)? = json["access_token"], !accessToken.isEmpty else {
-      throw .malformedResponse("access_token missing or empty")
-    }
-    guard case .string(let rawType)? = json["token_type"], !rawType.isEmpty else {
-      throw .malformedResponse("token_type missing")
-    }
-    let tokenType: String
-    if rawType.lowercased() == "bearer" {
-      tokenType = "Bearer"
-    } else if rawType.lowercased() == "dpop" || rawType.lowercased() == "n_a"
-      || rawType.lowercased() == "mac"
+    public func parse(status: Int, retryAfter: String?, body: [UInt8], now: Double)
+        throws(TokenExchangeError) -> TokenResponse
     {
-      throw .unsupportedTokenType(clean(rawType, limit: 32))
-    } else if rawType.utf8.allSatisfy({ isTokenCharacter($0) }) {
-      tokenType = rawType
-    } else {
-      throw .malformedResponse("token_type is not an HTTP auth scheme")
+        if status == 429 || status == 503 || (500...599).contains(status) {
+            let seconds = retryAfter.flatMap { RetryAfter.seconds(from: $0, now: now) }
+            throw .unavailable(status: status, retryAfter: status == 429 || status == 503 ? seconds : nil)
+        }
+        let json = ResponseJSON.object(from: body)
+        guard (200...299).contains(status) else {
+            let error = json?["error"]?.stringValue.map { clean($0, limit: 64) } ?? "http_\(status)"
+            let description = json?["error_description"]?.stringValue.map {
+                clean($0, limit: limits.maxErrorDescriptionLength)
+            }
+            throw .rejected(status: status, error: error, description: description)
+        }
+        guard let json else { throw .malformedResponse("body is not a JSON object") }
+        guard case .string(let accessToken)? = json["access_token"], !accessToken.isEmpty else {
+            throw .malformedResponse("access_token missing or empty")
+        }
+        guard case .string(let rawType)? = json["token_type"], !rawType.isEmpty else {
+            throw .malformedResponse("token_type missing")
+        }
+        let tokenType: String
+        if rawType.lowercased() == "bearer" {
+            tokenType = "Bearer"
+        } else if rawType.lowercased() == "dpop" || rawType.lowercased() == "n_a"
+            || rawType.lowercased() == "mac"
+        {
+            throw .unsupportedTokenType(clean(rawType, limit: 32))
+        } else if rawType.utf8.allSatisfy({ isTokenCharacter($0) }) {
+            tokenType = rawType
+        } else {
+            throw .malformedResponse("token_type is not an HTTP auth scheme")
+        }
+        let expiresIn = try lifetime(json["expires_in"], accessToken: accessToken, now: now)
+        var scope: String?
+        if case .string(let granted)? = json["scope"] { scope = granted }
+        return TokenResponse(
+            accessToken: accessToken, tokenType: tokenType, scope: scope, expiresIn: expiresIn)
     }
-    let expiresIn = try lifetime(json["expires_in"], accessToken: accessToken, now: now)
-    var scope: String?
-    if case .string(let granted)? = json["scope"] { scope = granted }
-    return TokenResponse(
-      accessToken: accessToken, tokenType: tokenType, scope: scope, expiresIn: expiresIn)
-  }
 
-  private func lifetime(_ value: JSONValue?, accessToken: String, now: Double)
-    throws(TokenExchangeError) -> Int
-  {
-    let seconds: Double
-    switch value {
-    case .number(let number)?:
-      seconds = number
-    case .string(let text)?:
-      guard let number = Double(text.trimmingSpaces()), number.isFinite else {
-        throw .malformedResponse("expires_in is not a number")
-      }
-      seconds = number
-    case nil, .null?:
-      // No expires_in: the token's own exp if it is a JWT, else the configured default.
-      if case .number(let exp)? = JWTPayload.claims(of: accessToken)?["exp"] {
-        guard exp - now >= 1 else { throw .malformedResponse("access token's exp is in the past") }
-        seconds = (exp - now).rounded(.down)
-      } else {
-        seconds = Double(limits.defaultLifetimeSeconds)
-      }
-    default:
-      throw .malformedResponse("expires_in is not a number")
+    private func lifetime(_ value: ResponseJSON?, accessToken: String, now: Double)
+        throws(TokenExchangeError) -> Int
+    {
+        let seconds: Double
+        switch value {
+        case .number(let number)?:
+            seconds = number
+        case .string(let text)?:
+            guard let number = Double(text.trimmingSpaces()), number.isFinite else {
+                throw .malformedResponse("expires_in is not a number")
+            }
+            seconds = number
+        case nil, .null?:
+            // No expires_in: the token's own exp if it is a JWT, else the configured default.
+            if case .number(let exp)? = JWTPayload.claims(of: accessToken)?["exp"] {
+                guard exp - now >= 1 else { throw .malformedResponse("access token's exp is in the past") }
+                seconds = (exp - now).rounded(.down)
+            } else {
+                seconds = Double(limits.defaultLifetimeSeconds)
+            }
+        default:
+            throw .malformedResponse("expires_in is not a number")
+        }
+        guard seconds.isFinite, seconds.rounded(.down) == seconds else {
+            throw .malformedResponse("expires_in must be an integer")
+        }
+        guard seconds > 0 else { throw .malformedResponse("expires_in must be positive") }
+        return seconds >= Double(limits.maxLifetimeSeconds) ? limits.maxLifetimeSeconds : Int(seconds)
     }
-    guard seconds.isFinite, seconds.rounded(.down) == seconds else {
-      throw .malformedResponse("expires_in must be an integer")
-    }
-    guard seconds > 0 else { throw .malformedResponse("expires_in must be positive") }
-    return seconds >= Double(limits.maxLifetimeSeconds) ? limits.maxLifetimeSeconds : Int(seconds)
-  }
 
-  private func clean(_ text: String, limit: Int) -> String {
-    sanitize(text, removing: secrets, limit: limit)
-  }
-
-  /// RFC 9110 `tchar`.
-  private func isTokenCharacter(_ byte: UInt8) -> Bool {
-    switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-      UInt8(ascii: "0")...UInt8(ascii: "9"):
-      true
-    default:
-      "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    private func clean(_ text: String, limit: Int) -> String {
+        sanitize(text, removing: secrets, limit: limit)
     }
-  }
+
+    /// RFC 9110 `tchar`.
+    private func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
 }
