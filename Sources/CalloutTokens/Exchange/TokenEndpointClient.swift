@@ -117,6 +117,7 @@ public struct TokenEndpointClient: Sendable {
         httpRequest.headers.add(name: "Accept", value: "application/json")
         httpRequest.headers.add(name: "Cache-Control", value: "no-store")
         httpRequest.body = .bytes(ByteBuffer(string: request.formBody))
+        if let tls = request.tlsConfiguration { httpRequest.tlsConfiguration = tls }
 
         let status: Int
         let retryAfter: String?

@@ -1,3 +1,5 @@
+import NIOSSL
+
 /// One client-credentials token request with a JWT client assertion (RFC 7523 §2.2).
 ///
 /// `clientAssertion` is a secret: the description and mirror redact it.
@@ -21,6 +23,8 @@ public struct TokenRequest: Sendable {
     public var externalCredential: String?
     public var principal: String?
     public var assertionID: String?
+    /// TLS settings for this request, when the identity provider wants a client certificate.
+    public var tlsConfiguration: TLSConfiguration?
 
     public init(
         identityProviderURL: String,
@@ -30,8 +34,10 @@ public struct TokenRequest: Sendable {
         additionalParameters: [(name: String, value: String)] = [],
         externalCredential: String? = nil,
         principal: String? = nil,
-        assertionID: String? = nil
+        assertionID: String? = nil,
+        tlsConfiguration: TLSConfiguration? = nil
     ) {
+        self.tlsConfiguration = tlsConfiguration
         self.identityProviderURL = identityProviderURL
         self.clientId = clientId
         self.clientAssertion = clientAssertion
