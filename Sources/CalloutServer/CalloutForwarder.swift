@@ -21,7 +21,8 @@ struct CalloutForwarder: Sendable {
 
     /// Returns whether the connection may serve another request.
     func handle(
-        head: HTTPRequestHead, peer: [UInt8]?, inbound: inout InboundIterator, outbound: Outbound
+        head: HTTPRequestHead, peer: [UInt8]?, inbound: inout InboundIterator, outbound: Outbound,
+        closing: Bool = false
     ) async throws -> Bool {
         let started = ContinuousClock.now
         let snapshot = configuration.current
@@ -29,7 +30,7 @@ struct CalloutForwarder: Sendable {
         let settings = config.proxy
         var log = CalloutLogRecord(method: head.method.rawValue)
         defer { observer.calloutFinished(log, duration: ContinuousClock.now - started) }
-        let keepAlive = head.isKeepAlive
+        let keepAlive = head.isKeepAlive && !closing
 
         // Answers with a problem; a request whose body was not read closes the connection.
         func refuse(_ problem: Problem, bodyRead: Bool) async throws -> Bool {
@@ -40,66 +41,26 @@ struct CalloutForwarder: Sendable {
             return !close
         }
 
-        // Route.
-        let address: CalloutAddress
-        switch CalloutAddressing.address(
-            method: head.method.rawValue, target: head.uri, host: head.headers.first(name: "host"))
+        let incoming = Array(head.headers.map { ($0.name, $0.value) })
+        var alias: String? = nil
+        let routed: RoutedCallout
+        switch CalloutRouter.route(
+            config: config, identityResolver: snapshot.identity, method: head.method.rawValue, target: head.uri,
+            headers: incoming, peer: peer, alias: &alias)
         {
-        case .success(let a): address = a
-        case .failure(.connectNotSupported): return try await refuse(.connect(), bodyRead: false)
-        case .failure(.noAlias): return try await refuse(.unknownNamedCredential(nil), bodyRead: false)
-        case .failure(.unsupportedScheme(let s)):
-            return try await refuse(
-                .badRequest(
-                    "absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"),
-                bodyRead: false)
-        case .failure(.malformedTarget(let why)): return try await refuse(.badRequest(why), bodyRead: false)
+        case .success(let r): routed = r
+        case .failure(let problem):
+            log.alias = alias
+            return try await refuse(problem, bodyRead: false)
         }
-        log.alias = address.alias
-        guard let named = config.namedCredential(address.alias) else {
-            return try await refuse(.unknownNamedCredential(address.alias), bodyRead: false)
-        }
+        let named = routed.named
         log.alias = named.name
-        guard named.enabled else { return try await refuse(.disabled(named.name), bodyRead: false) }
-        guard let credential = config.externalCredential(named.externalCredential) else {
-            return try await refuse(.unknownNamedCredential(address.alias), bodyRead: false)
-        }
+        log.principal = routed.principal.name
         let framing: BodyFraming
         switch BodyFraming.of(head) {
         case .success(let f): framing = f
         case .failure(let p): return try await refuse(p, bodyRead: false)
         }
-        let targetURL: String
-        switch URLJoin.join(base: named.url.absoluteString, path: address.path, query: address.query) {
-        case .success(let u): targetURL = u
-        case .failure(.escapesBasePath):
-            return try await refuse(
-                .badRequest("the path climbs above the named credential's base path", alias: named.name),
-                bodyRead: false)
-        case .failure(.ambiguousPath):
-            return try await refuse(
-                .badRequest("the path contains encoded separators or NUL", alias: named.name), bodyRead: false)
-        }
-
-        // Identity and principal: decided before any byte of body is read or any token fetched.
-        let incoming = Array(head.headers.map { ($0.name, $0.value) })
-        let identity: CallerIdentity
-        switch snapshot.identity.resolve(peer: peer, headers: incoming) {
-        case .success(let i): identity = i
-        case .failure(.proxyAuthenticationRequired):
-            return try await refuse(.proxyAuthenticationRequired(), bodyRead: false)
-        case .failure(.badIdentityHeader(let why)):
-            return try await refuse(.badRequest(why, alias: named.name), bodyRead: false)
-        }
-        let principal: PrincipalConfig
-        switch PrincipalResolver.choose(credential, for: identity) {
-        case .success(let p): principal = p
-        case .failure(.noPrincipal):
-            return try await refuse(.noPrincipal(named.name, credential: credential.name), bodyRead: false)
-        case .failure(.requestedPrincipalNotAllowed(let r)):
-            return try await refuse(.principalNotAllowed(named.name, requested: r), bodyRead: false)
-        }
-        log.principal = principal.name
 
         // Body: buffered when it fits the replay buffer, else streamed.
         let body: RequestBody
@@ -108,10 +69,10 @@ struct CalloutForwarder: Sendable {
         case .failure(let p): return try await refuse(p, bodyRead: false)
         }
         let demand = TokenDemand(
-            credential: credential, principal: principal, identity: identity, namedCredential: named)
+            credential: routed.credential, principal: routed.principal, identity: routed.identity, namedCredential: named)
         let plan = CalloutPlan(
-            named: named, credential: credential, principal: principal, identity: identity, head: head,
-            incoming: incoming, targetURL: targetURL, settings: settings,
+            named: named, credential: routed.credential, principal: routed.principal, identity: routed.identity,
+            head: head, incoming: incoming, targetURL: routed.targetURL, settings: settings,
             isIdentityHeader: snapshot.identity.isIdentityHeader,
             tlsConfiguration: snapshot.upstreamTLS[named.name.lowercased()])
 

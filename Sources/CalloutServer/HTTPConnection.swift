@@ -11,18 +11,21 @@ typealias Outbound = NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
 struct HTTPConnection {
     let channel: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
     let forwarder: CalloutForwarder
-    let isShuttingDown: @Sendable () -> Bool
+    let registry: ConnectionRegistry
 
     func run() async {
         let peer = channel.channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse)
+        registry.add(channel.channel)
+        defer { registry.remove(channel.channel) }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
                 while let part = try await iterator.next() {
                     guard case .head(let head) = part else { continue }
+                    _ = registry.setBusy(channel.channel, true)
                     let keepAlive = try await forwarder.handle(
-                        head: head, peer: peer, inbound: &iterator, outbound: outbound)
-                    if !keepAlive || isShuttingDown() { break }
+                        head: head, peer: peer, inbound: &iterator, outbound: outbound, closing: registry.isDraining)
+                    if !registry.setBusy(channel.channel, false) || !keepAlive { break }
                 }
             }
         } catch {

@@ -14,6 +14,7 @@ public final class ProxyServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let limiter: ConnectionLimiter
+    private let registry = ConnectionRegistry()
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -87,16 +88,13 @@ public final class ProxyServer: Sendable {
             throw ChannelError.inappropriateOperationForState
         }
         let forwarder = self.forwarder
-        let state = self.state
+        let registry = self.registry
         try await withThrowingDiscardingTaskGroup { group in
             try await serverChannel.executeThenClose { inbound in
                 do {
                     for try await connection in inbound {
                         group.addTask {
-                            await HTTPConnection(
-                                channel: connection, forwarder: forwarder,
-                                isShuttingDown: { state.withLockedValue { $0.shuttingDown } }
-                            ).run()
+                            await HTTPConnection(channel: connection, forwarder: forwarder, registry: registry).run()
                         }
                     }
                 } catch {
@@ -106,12 +104,17 @@ public final class ProxyServer: Sendable {
         }
     }
 
-    /// Stops accepting; connections close after their current request.
+    /// Stops accepting; idle connections close now, busy ones after their current callout, and
+    /// any still open after `shutdown_grace_seconds` are closed.
     public func shutdown() {
         let channel = state.withLockedValue { s -> (any Channel)? in
             s.shuttingDown = true
             return s.serverChannel?.channel
         }
         channel?.close(promise: nil)
+        registry.drain()
+        let grace = configuration.current.config.proxy.shutdownGraceSeconds
+        let registry = self.registry
+        group.next().scheduleTask(in: .seconds(Int64(grace))) { registry.closeAll() }
     }
 }

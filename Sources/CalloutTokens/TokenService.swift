@@ -8,12 +8,11 @@ import NIOSSL
 /// exchanges it at the identity provider (single-flight through ``TokenCache``).
 public final class TokenService: TokenSource {
     public let cache: TokenCache
+    public let preparation: TokenPreparation
     private let client: TokenEndpointClient
     private let materials: @Sendable () -> CredentialMaterials
     private let settings: @Sendable () -> ProxySettings
     private let logger: Logger
-    private let now: @Sendable () -> Int64
-    private let uuid: @Sendable () -> UUID
 
     public init(
         cache: TokenCache, client: TokenEndpointClient, materials: @escaping @Sendable () -> CredentialMaterials,
@@ -26,62 +25,10 @@ public final class TokenService: TokenSource {
         self.materials = materials
         self.settings = settings
         self.logger = logger
-        self.now = now
-        self.uuid = uuid
+        self.preparation = TokenPreparation(materials: materials, settings: settings, now: now, uuid: uuid)
     }
 
-    /// The evaluated, per-caller inputs of one token: what the cache key and the assertion share.
-    public struct Prepared: Sendable {
-        public let key: TokenCacheKey
-        public let scope: String?
-        public let claims: [(name: String, value: String)]
-        public let header: [(name: String, value: String)]
-    }
-
-    /// Evaluates scope, claims and header formulas for `demand`. Throws a ``Problem``.
-    public func prepare(_ demand: TokenDemand) throws -> Prepared {
-        let credential = demand.credential
-        let context = FormulaContext(
-            user: demand.identity.user,
-            credentials: [
-                credential.name: [
-                    "Name": credential.name, "Label": credential.label, "ClientId": demand.principal.clientId,
-                    "PrincipalName": demand.principal.name,
-                    "IdentityProviderUrl": credential.identityProviderURL.absoluteString,
-                ]
-            ],
-            allowSecrets: false, namedCredentialName: demand.namedCredential?.name,
-            namedCredentialURL: demand.namedCredential?.url.absoluteString, now: now, uuid: uuid,
-            maxValueLength: settings().maxFormulaValueLength)
-        func evaluate(_ f: Formula, _ location: String) throws -> String {
-            do { return try f.evaluate(in: context) } catch {
-                throw Problem(
-                    status: 400, code: "formula_failed", title: "Formula evaluation failed",
-                    detail: "external_credential \(credential.name) \(location): \(error.description)",
-                    namedCredential: demand.namedCredential?.name)
-            }
-        }
-        let scope = try credential.scope.map { try evaluate($0, "scope") }.flatMap { $0.isEmpty ? nil : $0 }
-        let claims = try credential.jwtClaims.map { (name: $0.name, value: try evaluate($0.value, "jwt_claims.\($0.name)")) }
-        let header = try credential.jwtHeader.map { (name: $0.name, value: try evaluate($0.value, "jwt_header.\($0.name)")) }
-        // Claims that change on every evaluation (clock, random) do not split the cache.
-        var keyClaims: [String: String] = [:]
-        for (formula, claim) in zip(credential.jwtClaims.map(\.value), claims) where !Self.isVolatile(formula) {
-            keyClaims[claim.name] = claim.value
-        }
-        for (formula, entry) in zip(credential.jwtHeader.map(\.value), header) where !Self.isVolatile(formula) {
-            keyClaims["header." + entry.name] = entry.value
-        }
-        let key = TokenCacheKey(externalCredential: credential.name, principal: demand.principal.name, scope: scope, claims: keyClaims)
-        return Prepared(key: key, scope: scope, claims: claims, header: header)
-    }
-
-    /// A formula whose value differs per evaluation: `NOW_EPOCH()` or `UUID()`.
-    static func isVolatile(_ formula: Formula) -> Bool {
-        guard !formula.isConstant else { return false }
-        let upper = formula.source.uppercased()
-        return upper.contains("NOW_EPOCH") || upper.contains("UUID")
-    }
+    public func prepare(_ demand: TokenDemand) throws -> TokenPreparation.Prepared { try preparation.prepare(demand) }
 
     public func token(for demand: TokenDemand) async throws -> IssuedToken {
         let prepared = try prepare(demand)
@@ -114,31 +61,8 @@ public final class TokenService: TokenSource {
         }
     }
 
-    /// Signs the client assertion for `demand` (also used by `callout-proxy assertion`).
-    public func assertion(for demand: TokenDemand, prepared: Prepared? = nil) throws -> (jwt: String, jti: String) {
-        let prepared = try prepared ?? prepare(demand)
-        let credential = demand.credential
-        guard let material = materials().signingMaterial(credential.signingCertificate) else {
-            throw Problem(
-                status: 502, code: "token_exchange_failed", title: "Signing key unavailable",
-                detail: "certificate '\(credential.signingCertificate)' is not loaded", namedCredential: demand.namedCredential?.name)
-        }
-        let jti = uuid().uuidString.lowercased()
-        let request = AssertionRequest(
-            clientId: demand.principal.clientId, audience: credential.identityProviderURL.absoluteString,
-            algorithm: credential.signingAlgorithm, expirationSeconds: Int64(credential.jwtExpirationSeconds), now: now(),
-            jti: jti, claims: prepared.claims, headerEntries: prepared.header)
-        do {
-            return (try JWTAssertion.sign(request, with: material), jti)
-        } catch {
-            throw Problem(
-                status: 502, code: "token_exchange_failed", title: "Assertion could not be signed",
-                detail: "external_credential \(credential.name): \(error)", namedCredential: demand.namedCredential?.name)
-        }
-    }
-
-    private func fetch(_ demand: TokenDemand, _ prepared: Prepared) async throws -> TokenResponse {
-        let (jwt, jti) = try assertion(for: demand, prepared: prepared)
+    private func fetch(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws -> TokenResponse {
+        let (jwt, jti) = try preparation.assertion(for: demand, prepared: prepared)
         var tls: TLSConfiguration? = nil
         if let name = demand.credential.identityProviderClientCertificate, let identity = materials().tlsIdentity(name) {
             var t = TLSConfiguration.makeClientConfiguration()
