@@ -1,0 +1,136 @@
+import ArgumentParser
+import AsyncHTTPClient
+import CalloutCore
+import CalloutServer
+import CalloutTokens
+import Foundation
+import Logging
+import NIOPosix
+
+/// How the token and assertion commands pick the principal and the caller's attributes.
+struct PrincipalSelection: ParsableArguments {
+    @Argument(help: "External credential name.") var externalCredential: String
+
+    @Option(help: "Act as this principal.") var principal: String?
+
+    @Option(help: "Comma-separated permission sets: the principal is chosen as for a callout.")
+    var permissionSets: String?
+
+    @Option(help: "The caller's profile.") var profile: String?
+
+    @Option(name: .customLong("user"), help: "A $User field, Field=Value (repeatable).")
+    var userFields: [String] = []
+
+    func demand(in config: ProxyConfig) throws -> TokenDemand {
+        guard let credential = config.externalCredential(externalCredential) else {
+            let known = config.externalCredentials.map(\.name).joined(separator: ", ")
+            throw ValidationError("no external credential is named '\(externalCredential)' (known: \(known))")
+        }
+        var user: [String: String] = [:]
+        for field in userFields {
+            guard let eq = field.firstIndex(of: "="), eq != field.startIndex else {
+                throw ValidationError("--user takes Field=Value, got '\(field)'")
+            }
+            user[String(field[..<eq])] = String(field[field.index(after: eq)...])
+        }
+        let identity = CallerIdentity(
+            permissionSets: permissionSets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
+            profile: profile, user: user, requestedPrincipal: principal)
+        let chosen: PrincipalConfig
+        if let principal, permissionSets == nil, profile == nil {
+            guard let p = credential.principal(principal) else {
+                throw ValidationError("external credential '\(credential.name)' has no principal '\(principal)' (known: \(credential.principals.map(\.name).joined(separator: ", ")))")
+            }
+            chosen = p
+        } else if permissionSets == nil && profile == nil {
+            guard let first = credential.principals.first else { throw ValidationError("no principals") }
+            chosen = first
+        } else {
+            switch PrincipalResolver.choose(credential, for: identity) {
+            case .success(let p): chosen = p
+            case .failure(.noPrincipal): throw ValidationError("those permission sets and profile qualify for no principal of '\(credential.name)'")
+            case .failure(.requestedPrincipalNotAllowed(let r)): throw ValidationError("the caller does not qualify for principal '\(r)'")
+            }
+        }
+        return TokenDemand(credential: credential, principal: chosen, identity: identity, namedCredential: nil)
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Perform the real token exchange for a principal and print the access token.",
+        discussion: "Without --principal, --permission-sets or --profile, the principal with the lowest sequence number is used.")
+
+    @OptionGroup var options: ConfigOption
+    @OptionGroup var selection: PrincipalSelection
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        var logger = Logger(label: "callout-proxy")
+        logger.logLevel = .warning
+        let (config, materials) = try loadOrExit(options.path)
+        let demand = try selection.demand(in: config)
+        let client = try UpstreamClient.make(settings: config.proxy, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let service = TokenService(
+            cache: TokenCache(), client: TokenEndpointClient(httpClient: client, logger: logger),
+            materials: { materials }, settings: { config.proxy }, logger: logger)
+        let prepared: TokenPreparation.Prepared
+        let token: AccessToken
+        do {
+            prepared = try service.prepare(demand)
+            token = try await service.refresh(demand)
+            try await client.shutdown()
+        } catch let problem as Problem {
+            try? await client.shutdown()
+            var stderr = StandardError()
+            print("\(problem.code): \(problem.detail)", to: &stderr)
+            throw ExitCode(1)
+        }
+        let granted = token.scope ?? prepared.scope
+        if json {
+            var fields = [
+                "\"access_token\":\(JSONString.quote(token.value))", "\"token_type\":\(JSONString.quote(token.tokenType))",
+                "\"expires_in\":\(Int(token.lifetime))", "\"principal\":\(JSONString.quote(demand.principal.name))",
+                "\"client_id\":\(JSONString.quote(demand.principal.clientId))",
+            ]
+            if let granted { fields.append("\"scope\":\(JSONString.quote(granted))") }
+            print("{" + fields.joined(separator: ",") + "}")
+        } else {
+            print("principal:    \(demand.principal.name) (client id \(demand.principal.clientId))")
+            print("token type:   \(token.tokenType)")
+            print("expires in:   \(Int(token.lifetime)) s")
+            print("scope:        \(granted ?? "(none)")")
+            print("access token: \(token.value)")
+        }
+    }
+}
+
+struct AssertionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "assertion",
+        abstract: "Print the signed client assertion and its decoded header and claims, without calling the identity provider.")
+
+    @OptionGroup var options: ConfigOption
+    @OptionGroup var selection: PrincipalSelection
+
+    func run() throws {
+        let (config, materials) = try loadOrExit(options.path)
+        let demand = try selection.demand(in: config)
+        let preparation = TokenPreparation(config: config, materials: materials)
+        do {
+            let (jwt, _) = try preparation.assertion(for: demand)
+            let decoded = try JWTAssertion.decode(jwt)
+            print("header:")
+            print(JSONValue.object(decoded.header).prettyJSONText)
+            print("claims:")
+            print(JSONValue.object(decoded.claims).prettyJSONText)
+            print("assertion:")
+            print(jwt)
+        } catch let problem as Problem {
+            var stderr = StandardError()
+            print("\(problem.code): \(problem.detail)", to: &stderr)
+            throw ExitCode(1)
+        }
+    }
+}
