@@ -1,0 +1,73 @@
+import CalloutCore
+import CalloutDevTools
+import Foundation
+import Testing
+
+@testable import CalloutTokens
+
+@Suite struct TokenPreparationTests {
+    let material: SigningMaterial
+    let credential: ExternalCredentialConfig
+
+    init() throws {
+        let identity = try SigningIdentity.generate(keyType: .rsa, commonName: "prep-test")
+        material = try SigningMaterial.load(privateKeyPEM: identity.privateKeyPEM, certificatePEM: identity.certificatePEM, passphrase: nil)
+        credential = ExternalCredentialConfig(
+            name: "Acme_API", identityProviderURL: URL(string: "https://idp.example/token")!, signingCertificate: "Signing",
+            scope: try Formula(parsing: "{!\"session:role:\" + $User.Department}"),
+            jwtClaims: [("tenant", try Formula(parsing: "acme")), ("nonce", try Formula(parsing: "{!UUID()}"))],
+            principals: [PrincipalConfig(name: "Reader", sequenceNumber: 1, clientId: "reader-id", permissionSets: ["R"])])
+    }
+
+    func preparation(uuid: @escaping @Sendable () -> UUID = { UUID() }) -> TokenPreparation {
+        let materials = CredentialMaterials(signing: ["signing": material])
+        return TokenPreparation(materials: { materials }, settings: { ProxySettings() }, now: { 1_800_000_000 }, uuid: uuid)
+    }
+
+    func demand(department: String) -> TokenDemand {
+        TokenDemand(credential: credential, principal: credential.principals[0], identity: CallerIdentity(user: ["Department": department]), namedCredential: nil)
+    }
+
+    @Test func perUserScopeGivesPerUserKeys() throws {
+        let p = preparation()
+        let finance = try p.prepare(demand(department: "Finance"))
+        let sales = try p.prepare(demand(department: "Sales"))
+        #expect(finance.scope == "session:role:Finance")
+        #expect(finance.key != sales.key)
+        #expect(try p.prepare(demand(department: "Finance")).key == finance.key)
+    }
+
+    @Test func volatileClaimsDoNotSplitTheCache() throws {
+        let p = preparation()
+        let a = try p.prepare(demand(department: "X"))
+        let b = try p.prepare(demand(department: "X"))
+        #expect(a.claims.first { $0.name == "nonce" }?.value != b.claims.first { $0.name == "nonce" }?.value)
+        #expect(a.key == b.key)
+    }
+
+    @Test func assertionCarriesClaimsAndVerifies() throws {
+        let p = preparation()
+        let (jwt, jti) = try p.assertion(for: demand(department: "Finance"))
+        let verifier = AssertionVerifier(key: material.key.verificationKey, expectedAudience: "https://idp.example/token", expectedClientId: "reader-id")
+        let verified = try verifier.verify(jwt, now: 1_800_000_000)
+        #expect(verified.jti == jti)
+        #expect(verified.claims["tenant"]?.stringValue == "acme")
+        #expect(verified.expiresAt == 1_800_000_120)
+    }
+
+    @Test func formulaFailureIsAProblemWithoutInputs() throws {
+        var c = credential
+        c.scope = try Formula(parsing: "{!BASE64DECODE($User.Department)}")
+        let d = TokenDemand(credential: c, principal: c.principals[0], identity: CallerIdentity(user: ["Department": "not base64 !!"]), namedCredential: nil)
+        #expect {
+            _ = try preparation().prepare(d)
+        } throws: { error in
+            guard let problem = error as? Problem else { return false }
+            return problem.code == "formula_failed" && problem.detail.contains("scope") && !problem.detail.contains("not base64")
+        }
+    }
+
+    @Test func headerInjectionThroughUserAttributesIsRefused() throws {
+        #expect(throws: Problem.self) { _ = try preparation().prepare(demand(department: "x\r\nInjected: 1")) }
+    }
+}
