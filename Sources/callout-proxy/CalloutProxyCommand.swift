@@ -17,7 +17,7 @@ struct CalloutProxyCommand: AsyncParsableCommand {
             See proxy.conf.example for every key.
             """,
         version: CalloutProxyVersion.current,
-        subcommands: [CheckCommand.self]
+        subcommands: [CheckCommand.self, DevIdPCommand.self]
     )
 }
 
