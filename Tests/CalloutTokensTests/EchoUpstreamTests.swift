@@ -29,13 +29,7 @@ private struct EchoFixture {
         let upstream = try await EchoUpstream.start(
             configuration: .init(tls: tls ? material : nil, maxRecordedRequests: maxRecordedRequests),
             tokenCheck: tokenCheck, logger: logs.logger("echo"))
-        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-        tlsConfiguration.trustRoots = .certificates(
-            try NIOSSLCertificate.fromPEMBytes(Array(pki.caCertificatePEM.utf8)))
-        let httpClient = HTTPClient(
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            configuration: HTTPClient.Configuration(
-                tlsConfiguration: tlsConfiguration, redirectConfiguration: .disallow))
+        let httpClient = try makeClient(trusting: pki.caCertificatePEM)
         let fixture = EchoFixture(upstream: upstream, httpClient: httpClient, logs: logs)
         do {
             let result = try await body(fixture)
@@ -75,6 +69,15 @@ private struct EchoReply {
     func header(_ name: String) -> String? {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }
+}
+
+/// An HTTPClient (redirects off) that trusts `caPEM`.
+private func makeClient(trusting caPEM: String) throws -> HTTPClient {
+    var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+    tlsConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
+    return HTTPClient(
+        eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+        configuration: HTTPClient.Configuration(tlsConfiguration: tlsConfiguration, redirectConfiguration: .disallow))
 }
 
 private func json(_ text: String) throws -> [String: Any] {
@@ -282,13 +285,7 @@ private func hex(_ digest: SHA256.Digest) -> String {
             configuration: .init(tls: tls), clients: clients.clientIds, verifier: clients.verifier())
         let upstream = try await EchoUpstream.start(
             configuration: .init(tls: tls), tokenCheck: { provider.isValid(token: $0) != nil })
-        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-        tlsConfiguration.trustRoots = .certificates(
-            try NIOSSLCertificate.fromPEMBytes(Array(pki.caCertificatePEM.utf8)))
-        let httpClient = HTTPClient(
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            configuration: HTTPClient.Configuration(
-                tlsConfiguration: tlsConfiguration, redirectConfiguration: .disallow))
+        let httpClient = try makeClient(trusting: pki.caCertificatePEM)
         func shutdown() async {
             try? await httpClient.shutdown()
             try? await upstream.shutdown()
