@@ -17,7 +17,10 @@ struct CalloutProxyCommand: AsyncParsableCommand {
             See proxy.conf.example for every key.
             """,
         version: CalloutProxyVersion.current,
-        subcommands: [ServeCommand.self, CheckCommand.self, ExplainCommand.self, TokenCommand.self, AssertionCommand.self]
+        subcommands: [
+            ServeCommand.self, CheckCommand.self, ExplainCommand.self, TokenCommand.self, AssertionCommand.self,
+            DevIdPCommand.self,
+        ]
     )
 }
 
