@@ -39,21 +39,26 @@ public enum CalloutExplainer {
         let id = routed.identity
         lines.append("named credential:   \(named.name) (\(named.label))")
         lines.append("endpoint:           \(routed.targetURL)")
-        lines.append("external credential: \(routed.credential.name), \(routed.credential.signingAlgorithm.rawValue), token from \(routed.credential.identityProviderURL.absoluteString)")
+        lines.append(
+            "external credential: \(routed.credential.name), \(routed.credential.signingAlgorithm.rawValue), token from \(routed.credential.identityProviderURL.absoluteString)"
+        )
         var who = id.callerName.map { "caller \($0)" } ?? "trusted address"
         who += "; permission sets: " + (id.permissionSets.isEmpty ? "none" : id.permissionSets.joined(separator: ", "))
         who += "; profile: " + (id.profile ?? "none")
         lines.append("identity:           \(who)")
         if !id.user.isEmpty {
-            lines.append("user fields:        " + id.user.keys.sorted().map { "\($0)=\(id.user[$0]!)" }.joined(separator: ", "))
+            lines.append(
+                "user fields:        " + id.user.keys.sorted().map { "\($0)=\(id.user[$0]!)" }.joined(separator: ", "))
         }
         lines.append("candidate principals (lowest sequence wins):")
         for p in routed.credential.principals {
             let qualifies = routed.candidates.contains { $0.name == p.name }
             let mark = p.name == routed.principal.name ? "→" : (qualifies ? "·" : " ")
-            lines.append("  \(mark) \(p.sequenceNumber). \(p.name) as \(p.clientId)\(qualifies ? "" : " (does not qualify)")")
+            lines.append(
+                "  \(mark) \(p.sequenceNumber). \(p.name) as \(p.clientId)\(qualifies ? "" : " (does not qualify)")")
         }
-        let demand = TokenDemand(credential: routed.credential, principal: routed.principal, identity: id, namedCredential: named)
+        let demand = TokenDemand(
+            credential: routed.credential, principal: routed.principal, identity: id, namedCredential: named)
         if let tokens {
             do {
                 let prepared = try tokens.prepare(demand)
@@ -66,7 +71,8 @@ public enum CalloutExplainer {
             } catch {}
         }
         lines.append("headers sent upstream:")
-        let custom = OutboundHeaders.customHeaderOrder(named: named.customHeaders, external: routed.credential.customHeaders)
+        let custom = OutboundHeaders.customHeaderOrder(
+            named: named.customHeaders, external: routed.credential.customHeaders)
         let context = FormulaContext(
             user: id.user,
             credentials: [
@@ -87,7 +93,9 @@ public enum CalloutExplainer {
             authorization: named.generateAuthorizationHeader ? "Bearer <redacted>" : nil, host: host,
             via: "1.1 callout-proxy")
         for (name, value) in outbound {
-            lines.append("  \(name): \(name.lowercased() == "authorization" && !named.generateAuthorizationHeader ? "<caller's>" : value)")
+            lines.append(
+                "  \(name): \(name.lowercased() == "authorization" && !named.generateAuthorizationHeader ? "<caller's>" : value)"
+            )
         }
         let codes = ([401] + routed.credential.additionalRefreshStatusCodes).map(String.init).joined(separator: ", ")
         lines.append("refresh and retry once on: \(codes)")

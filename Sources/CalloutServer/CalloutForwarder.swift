@@ -69,7 +69,8 @@ struct CalloutForwarder: Sendable {
         case .failure(let p): return try await refuse(p, bodyRead: false)
         }
         let demand = TokenDemand(
-            credential: routed.credential, principal: routed.principal, identity: routed.identity, namedCredential: named)
+            credential: routed.credential, principal: routed.principal, identity: routed.identity,
+            namedCredential: named)
         let plan = CalloutPlan(
             named: named, credential: routed.credential, principal: routed.principal, identity: routed.identity,
             head: head, incoming: incoming, targetURL: routed.targetURL, settings: settings,

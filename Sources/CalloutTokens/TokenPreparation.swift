@@ -58,8 +58,12 @@ public struct TokenPreparation: Sendable {
             }
         }
         let scope = try credential.scope.map { try evaluate($0, "scope") }.flatMap { $0.isEmpty ? nil : $0 }
-        let claims = try credential.jwtClaims.map { (name: $0.name, value: try evaluate($0.value, "jwt_claims.\($0.name)")) }
-        let header = try credential.jwtHeader.map { (name: $0.name, value: try evaluate($0.value, "jwt_header.\($0.name)")) }
+        let claims = try credential.jwtClaims.map {
+            (name: $0.name, value: try evaluate($0.value, "jwt_claims.\($0.name)"))
+        }
+        let header = try credential.jwtHeader.map {
+            (name: $0.name, value: try evaluate($0.value, "jwt_header.\($0.name)"))
+        }
         // Claims that change on every evaluation (clock, random) do not split the cache.
         var keyClaims: [String: String] = [:]
         for (formula, claim) in zip(credential.jwtClaims.map(\.value), claims) where !Self.isVolatile(formula) {
@@ -68,7 +72,8 @@ public struct TokenPreparation: Sendable {
         for (formula, entry) in zip(credential.jwtHeader.map(\.value), header) where !Self.isVolatile(formula) {
             keyClaims["header." + entry.name] = entry.value
         }
-        let key = TokenCacheKey(externalCredential: credential.name, principal: demand.principal.name, scope: scope, claims: keyClaims)
+        let key = TokenCacheKey(
+            externalCredential: credential.name, principal: demand.principal.name, scope: scope, claims: keyClaims)
         return Prepared(key: key, scope: scope, claims: claims, header: header)
     }
 
@@ -86,19 +91,22 @@ public struct TokenPreparation: Sendable {
         guard let material = materials().signingMaterial(credential.signingCertificate) else {
             throw Problem(
                 status: 502, code: "token_exchange_failed", title: "Signing key unavailable",
-                detail: "certificate '\(credential.signingCertificate)' is not loaded", namedCredential: demand.namedCredential?.name)
+                detail: "certificate '\(credential.signingCertificate)' is not loaded",
+                namedCredential: demand.namedCredential?.name)
         }
         let jti = uuid().uuidString.lowercased()
         let request = AssertionRequest(
             clientId: demand.principal.clientId, audience: credential.identityProviderURL.absoluteString,
-            algorithm: credential.signingAlgorithm, expirationSeconds: Int64(credential.jwtExpirationSeconds), now: now(),
+            algorithm: credential.signingAlgorithm, expirationSeconds: Int64(credential.jwtExpirationSeconds),
+            now: now(),
             jti: jti, claims: prepared.claims, headerEntries: prepared.header)
         do {
             return (try JWTAssertion.sign(request, with: material), jti)
         } catch {
             throw Problem(
                 status: 502, code: "token_exchange_failed", title: "Assertion could not be signed",
-                detail: "external_credential \(credential.name): \(error)", namedCredential: demand.namedCredential?.name)
+                detail: "external_credential \(credential.name): \(error)",
+                namedCredential: demand.namedCredential?.name)
         }
     }
 

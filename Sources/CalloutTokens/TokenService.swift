@@ -64,7 +64,8 @@ public final class TokenService: TokenSource {
     private func fetch(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws -> TokenResponse {
         let (jwt, jti) = try preparation.assertion(for: demand, prepared: prepared)
         var tls: TLSConfiguration? = nil
-        if let name = demand.credential.identityProviderClientCertificate, let identity = materials().tlsIdentity(name) {
+        if let name = demand.credential.identityProviderClientCertificate, let identity = materials().tlsIdentity(name)
+        {
             var t = TLSConfiguration.makeClientConfiguration()
             if let ca = settings().caFile, let roots = try? NIOSSLCertificate.fromPEMFile(ca) {
                 t.additionalTrustRoots = [.certificates(roots)]
@@ -75,7 +76,8 @@ public final class TokenService: TokenSource {
         }
         return try await client.fetchToken(
             TokenRequest(
-                identityProviderURL: demand.credential.identityProviderURL.absoluteString, clientId: demand.principal.clientId,
+                identityProviderURL: demand.credential.identityProviderURL.absoluteString,
+                clientId: demand.principal.clientId,
                 clientAssertion: jwt, scope: prepared.scope, externalCredential: demand.credential.name,
                 principal: demand.principal.name, assertionID: jti, tlsConfiguration: tls))
     }
@@ -85,7 +87,8 @@ public final class TokenService: TokenSource {
         return Problem(
             status: error.httpStatus, code: error.code, title: title,
             detail: "external_credential \(demand.credential.name), principal \(demand.principal.name): \(error)",
-            namedCredential: demand.namedCredential?.name, retryAfter: error.retryAfterSeconds.map { Int($0.rounded(.up)) })
+            namedCredential: demand.namedCredential?.name,
+            retryAfter: error.retryAfterSeconds.map { Int($0.rounded(.up)) })
     }
 }
 

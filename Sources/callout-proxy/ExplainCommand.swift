@@ -7,7 +7,8 @@ import Logging
 struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Dry run: show how a request would be routed, who the caller is, which principal and headers — without calling anything.",
+        abstract:
+            "Dry run: show how a request would be routed, who the caller is, which principal and headers — without calling anything.",
         discussion: """
             Example: callout-proxy explain -H 'X-Callout-Permission-Sets: Acme_Readers' GET http://Acme/items?x=1
             """)
@@ -30,12 +31,17 @@ struct ExplainCommand: ParsableCommand {
             guard let colon = h.firstIndex(of: ":") else {
                 throw ValidationError("header '\(h)' must look like 'Name: value'")
             }
-            parsed.append((String(h[..<colon]).trimmingCharacters(in: .whitespaces), String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)))
+            parsed.append(
+                (
+                    String(h[..<colon]).trimmingCharacters(in: .whitespaces),
+                    String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                ))
         }
         let runtime = try RuntimeConfiguration(config, materials: materials)
         let tokens = TokenPreparation(config: config, materials: materials)
         let explanation = CalloutExplainer.explain(
-            snapshot: runtime.current, tokens: tokens, method: method.uppercased(), url: url, headers: parsed, peer: from)
+            snapshot: runtime.current, tokens: tokens, method: method.uppercased(), url: url, headers: parsed,
+            peer: from)
         print(explanation.text)
         if explanation.problem != nil { throw ExitCode(2) }
     }

@@ -44,7 +44,9 @@ struct ServeCommand: AsyncParsableCommand {
                 "principals": "\(config.externalCredentials.reduce(0) { $0 + $1.principals.count })",
             ])
         let signals = ShutdownSignals { signal in
-            logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_seconds": "\(config.proxy.shutdownGraceSeconds)"])
+            logger.info(
+                "shutting down",
+                metadata: ["signal": "\(signal)", "grace_seconds": "\(config.proxy.shutdownGraceSeconds)"])
             service.beginShutdown()
         }
         try await service.run()

@@ -34,12 +34,16 @@ struct PrincipalSelection: ParsableArguments {
             user[String(field[..<eq])] = String(field[field.index(after: eq)...])
         }
         let identity = CallerIdentity(
-            permissionSets: permissionSets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? [],
+            permissionSets: permissionSets.map {
+                $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            } ?? [],
             profile: profile, user: user, requestedPrincipal: principal)
         let chosen: PrincipalConfig
         if let principal, permissionSets == nil, profile == nil {
             guard let p = credential.principal(principal) else {
-                throw ValidationError("external credential '\(credential.name)' has no principal '\(principal)' (known: \(credential.principals.map(\.name).joined(separator: ", ")))")
+                throw ValidationError(
+                    "external credential '\(credential.name)' has no principal '\(principal)' (known: \(credential.principals.map(\.name).joined(separator: ", ")))"
+                )
             }
             chosen = p
         } else if permissionSets == nil && profile == nil {
@@ -48,8 +52,11 @@ struct PrincipalSelection: ParsableArguments {
         } else {
             switch PrincipalResolver.choose(credential, for: identity) {
             case .success(let p): chosen = p
-            case .failure(.noPrincipal): throw ValidationError("those permission sets and profile qualify for no principal of '\(credential.name)'")
-            case .failure(.requestedPrincipalNotAllowed(let r)): throw ValidationError("the caller does not qualify for principal '\(r)'")
+            case .failure(.noPrincipal):
+                throw ValidationError(
+                    "those permission sets and profile qualify for no principal of '\(credential.name)'")
+            case .failure(.requestedPrincipalNotAllowed(let r)):
+                throw ValidationError("the caller does not qualify for principal '\(r)'")
             }
         }
         return TokenDemand(credential: credential, principal: chosen, identity: identity, namedCredential: nil)
@@ -60,7 +67,9 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
         abstract: "Perform the real token exchange for a principal and print the access token.",
-        discussion: "Without --principal, --permission-sets or --profile, the principal with the lowest sequence number is used.")
+        discussion:
+            "Without --principal, --permission-sets or --profile, the principal with the lowest sequence number is used."
+    )
 
     @OptionGroup var options: ConfigOption
     @OptionGroup var selection: PrincipalSelection
@@ -71,7 +80,8 @@ struct TokenCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let (config, materials) = try loadOrExit(options.path)
         let demand = try selection.demand(in: config)
-        let client = try UpstreamClient.make(settings: config.proxy, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let client = try UpstreamClient.make(
+            settings: config.proxy, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let service = TokenService(
             cache: TokenCache(), client: TokenEndpointClient(httpClient: client, logger: logger),
             materials: { materials }, settings: { config.proxy }, logger: logger)
@@ -90,7 +100,8 @@ struct TokenCommand: AsyncParsableCommand {
         let granted = token.scope ?? prepared.scope
         if json {
             var fields = [
-                "\"access_token\":\(JSONString.quote(token.value))", "\"token_type\":\(JSONString.quote(token.tokenType))",
+                "\"access_token\":\(JSONString.quote(token.value))",
+                "\"token_type\":\(JSONString.quote(token.tokenType))",
                 "\"expires_in\":\(Int(token.lifetime))", "\"principal\":\(JSONString.quote(demand.principal.name))",
                 "\"client_id\":\(JSONString.quote(demand.principal.clientId))",
             ]
@@ -109,7 +120,9 @@ struct TokenCommand: AsyncParsableCommand {
 struct AssertionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "assertion",
-        abstract: "Print the signed client assertion and its decoded header and claims, without calling the identity provider.")
+        abstract:
+            "Print the signed client assertion and its decoded header and claims, without calling the identity provider."
+    )
 
     @OptionGroup var options: ConfigOption
     @OptionGroup var selection: PrincipalSelection

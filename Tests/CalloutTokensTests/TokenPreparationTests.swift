@@ -11,21 +11,28 @@ import Testing
 
     init() throws {
         let identity = try SigningIdentity.generate(keyType: .rsa, commonName: "prep-test")
-        material = try SigningMaterial.load(privateKeyPEM: identity.privateKeyPEM, certificatePEM: identity.certificatePEM, passphrase: nil)
+        material = try SigningMaterial.load(
+            privateKeyPEM: identity.privateKeyPEM, certificatePEM: identity.certificatePEM, passphrase: nil)
         credential = ExternalCredentialConfig(
-            name: "Acme_API", identityProviderURL: URL(string: "https://idp.example/token")!, signingCertificate: "Signing",
+            name: "Acme_API", identityProviderURL: URL(string: "https://idp.example/token")!,
+            signingCertificate: "Signing",
             scope: try Formula(parsing: "{!\"session:role:\" + $User.Department}"),
             jwtClaims: [("tenant", try Formula(parsing: "acme")), ("nonce", try Formula(parsing: "{!UUID()}"))],
-            principals: [PrincipalConfig(name: "Reader", sequenceNumber: 1, clientId: "reader-id", permissionSets: ["R"])])
+            principals: [
+                PrincipalConfig(name: "Reader", sequenceNumber: 1, clientId: "reader-id", permissionSets: ["R"])
+            ])
     }
 
     func preparation(uuid: @escaping @Sendable () -> UUID = { UUID() }) -> TokenPreparation {
         let materials = CredentialMaterials(signing: ["signing": material])
-        return TokenPreparation(materials: { materials }, settings: { ProxySettings() }, now: { 1_800_000_000 }, uuid: uuid)
+        return TokenPreparation(
+            materials: { materials }, settings: { ProxySettings() }, now: { 1_800_000_000 }, uuid: uuid)
     }
 
     func demand(department: String) -> TokenDemand {
-        TokenDemand(credential: credential, principal: credential.principals[0], identity: CallerIdentity(user: ["Department": department]), namedCredential: nil)
+        TokenDemand(
+            credential: credential, principal: credential.principals[0],
+            identity: CallerIdentity(user: ["Department": department]), namedCredential: nil)
     }
 
     @Test func perUserScopeGivesPerUserKeys() throws {
@@ -48,7 +55,9 @@ import Testing
     @Test func assertionCarriesClaimsAndVerifies() throws {
         let p = preparation()
         let (jwt, jti) = try p.assertion(for: demand(department: "Finance"))
-        let verifier = AssertionVerifier(key: material.key.verificationKey, expectedAudience: "https://idp.example/token", expectedClientId: "reader-id")
+        let verifier = AssertionVerifier(
+            key: material.key.verificationKey, expectedAudience: "https://idp.example/token",
+            expectedClientId: "reader-id")
         let verified = try verifier.verify(jwt, now: 1_800_000_000)
         #expect(verified.jti == jti)
         #expect(verified.claims["tenant"]?.stringValue == "acme")
@@ -58,12 +67,15 @@ import Testing
     @Test func formulaFailureIsAProblemWithoutInputs() throws {
         var c = credential
         c.scope = try Formula(parsing: "{!BASE64DECODE($User.Department)}")
-        let d = TokenDemand(credential: c, principal: c.principals[0], identity: CallerIdentity(user: ["Department": "not base64 !!"]), namedCredential: nil)
+        let d = TokenDemand(
+            credential: c, principal: c.principals[0], identity: CallerIdentity(user: ["Department": "not base64 !!"]),
+            namedCredential: nil)
         #expect {
             _ = try preparation().prepare(d)
         } throws: { error in
             guard let problem = error as? Problem else { return false }
-            return problem.code == "formula_failed" && problem.detail.contains("scope") && !problem.detail.contains("not base64")
+            return problem.code == "formula_failed" && problem.detail.contains("scope")
+                && !problem.detail.contains("not base64")
         }
     }
 

@@ -25,7 +25,8 @@ public enum CalloutRouter {
         case .failure(.noAlias): return .failure(.unknownNamedCredential(nil))
         case .failure(.unsupportedScheme(let s)):
             return .failure(
-                .badRequest("absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"))
+                .badRequest(
+                    "absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"))
         case .failure(.malformedTarget(let why)): return .failure(.badRequest(why))
         }
         alias = address.alias

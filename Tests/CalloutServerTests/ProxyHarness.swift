@@ -1,0 +1,256 @@
+import AsyncHTTPClient
+import CalloutCore
+import CalloutDevTools
+import CalloutServer
+import CalloutTokens
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A running proxy on loopback with a verifying identity provider and a TLS echo upstream.
+struct ProxyHarness {
+    let env: LocalEnvironment
+    let service: CalloutProxyService
+    let config: ProxyConfig
+    /// A plain client that talks to the proxy directly.
+    let direct: HTTPClient
+    let logs: LogCapture
+
+    var proxyPort: Int { service.listenAddress.port ?? 0 }
+    var proxyURL: String { service.proxyURL }
+    var idp: DevelopmentIdentityProvider { env.identityProvider }
+    var upstream: EchoUpstream { env.upstream }
+
+    /// The standard test configuration; `extra` is appended (more named credentials, callers).
+    static func standardConfig(
+        _ env: LocalEnvironment, proxySettings: String = "", credentialSettings: String = "",
+        namedSettings: String = "", extra: String = ""
+    ) -> String {
+        env.baseConfiguration(extraProxySettings: proxySettings) + """
+            [[external_credential]]
+            name = "Acme_API"
+            identity_provider_url = "\(env.identityProvider.tokenEndpointURL)"
+            signing_certificate = "Local_Signing"
+            scope = '{!"session:role:" + $User.Department}'
+            additional_refresh_status_codes = [403]
+            \(credentialSettings)
+
+              [[external_credential.custom_header]]
+              name = "X-Tenant"
+              value = "acme"
+
+              [[external_credential.custom_header]]
+              name = "X-Overridden"
+              value = "from-external"
+
+              [[external_credential.principal]]
+              name = "Reader"
+              sequence_number = 20
+              client_id = "acme-reader"
+              permission_sets = ["Readers", "Admins"]
+              profiles = ["Ops"]
+
+              [[external_credential.principal]]
+              name = "Admin"
+              sequence_number = 5
+              client_id = "acme-admin"
+              permission_sets = ["Admins"]
+
+            [[named_credential]]
+            name = "Acme"
+            url = "\(env.upstream.baseURL)/v2"
+            external_credential = "Acme_API"
+            \(namedSettings)
+
+              [[named_credential.custom_header]]
+              name = "X-Overridden"
+              value = "from-named"
+
+            [[named_credential]]
+            name = "Dormant"
+            url = "\(env.upstream.baseURL)/v2"
+            external_credential = "Acme_API"
+            enabled = false
+
+            \(extra)
+            """
+    }
+
+    static func with(
+        clientIds: [String] = ["acme-reader", "acme-admin"],
+        config makeConfig: (LocalEnvironment) -> String = { standardConfig($0) },
+        _ body: (ProxyHarness) async throws -> Void
+    ) async throws {
+        let env = try await LocalEnvironment.start(clientIds: clientIds)
+        let logs = LogCapture()
+        do {
+            let text = makeConfig(env)
+            let config = try ConfigLoader.load(text: text, file: "harness.conf")
+            let materials = try CredentialMaterials.load(config)
+            let service = try await CalloutProxyService.start(
+                config: config, materials: materials, logger: logs.logger(level: .trace))
+            let direct = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(redirectConfiguration: .disallow, decompression: .disabled))
+            let harness = ProxyHarness(env: env, service: service, config: config, direct: direct, logs: logs)
+            let running = Task { try await service.run() }
+            do {
+                try await body(harness)
+            } catch {
+                await harness.stop(running)
+                throw error
+            }
+            await harness.stop(running)
+        } catch {
+            await env.shutdown()
+            throw error
+        }
+        await env.shutdown()
+    }
+
+    private func stop(_ running: Task<Void, any Error>) async {
+        try? await direct.shutdown()
+        service.beginShutdown()
+        _ = try? await running.value
+        await service.close()
+    }
+
+    struct Response {
+        let status: Int
+        let headers: HTTPHeaders
+        let body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        /// The echo upstream's view of the forwarded request.
+        var echoedHeaders: [(String, String)] {
+            (json["headers"] as? [[String]] ?? []).compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+        }
+        func echoed(_ name: String) -> String? { echoedHeaders.first { $0.0.lowercased() == name.lowercased() }?.1 }
+    }
+
+    /// Sends a request through `client` and collects the answer.
+    func send(
+        _ client: HTTPClient, _ method: HTTPMethod = .GET, _ url: String, headers: [(String, String)] = [],
+        body: HTTPClientRequest.Body? = nil
+    ) async throws -> Response {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (n, v) in headers { request.headers.add(name: n, value: v) }
+        request.body = body
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 16 << 20)
+        return Response(status: Int(response.status.code), headers: response.headers, body: String(buffer: buffer))
+    }
+
+    /// Through the proxy as HTTP_PROXY clients do: absolute-form `GET http://Alias/path HTTP/1.1`.
+    /// (AsyncHTTPClient tunnels through proxies with CONNECT, so this uses a plain NIO client.)
+    func viaProxy(
+        _ method: HTTPMethod = .GET, _ aliasURL: String, headers: [(String, String)] = [], body: ByteBuffer? = nil
+    ) async throws -> Response {
+        var all = HTTPHeaders(headers)
+        if all.first(name: "host") == nil, let host = URL(string: aliasURL)?.host { all.add(name: "Host", value: host) }
+        let (status, responseHeaders, responseBody) = try await RawHTTPClient.send(
+            port: proxyPort, head: HTTPRequestHead(version: .http1_1, method: method, uri: aliasURL, headers: all),
+            body: body)
+        return Response(status: status, headers: responseHeaders, body: responseBody)
+    }
+
+    /// Straight to the proxy: `/callout:Alias/path` or a path with a Host header.
+    func direct(
+        _ method: HTTPMethod = .GET, _ path: String, headers: [(String, String)] = [],
+        body: HTTPClientRequest.Body? = nil
+    ) async throws -> Response {
+        try await send(direct, method, proxyURL + path, headers: headers, body: body)
+    }
+
+    /// Runs a command and returns its standard output (loopback only; bounded by `--max-time` style flags of the tool).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (
+        status: Int32, output: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Collects every log line (all levels) so tests can search them for secrets.
+final class LogCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [String] = []
+
+    var lines: [String] { lock.withLock { storage } }
+    var text: String { lines.joined(separator: "\n") }
+
+    func append(_ line: String) { lock.withLock { storage.append(line) } }
+
+    func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "test") { label in
+            JSONLogHandler(label: label, level: level, write: { [self] in self.append($0) })
+        }
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// A minimal HTTP/1.1 client that sends exactly the request head it is given (absolute-form
+/// targets included), over one loopback connection.
+enum RawHTTPClient {
+    static func send(port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount = .seconds(30))
+        async throws -> (Int, HTTPHeaders, String)
+    {
+        var head = head
+        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
+        let connection = head.headers.first(name: "connection").map { $0 + ", close" } ?? "close"
+        head.headers.replaceOrAdd(name: "Connection", value: connection)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(5))
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
+        let sendHead = head
+        return try await withThrowingTaskGroup(of: (Int, HTTPHeaders, String).self) { group in
+            group.addTask {
+                try await channel.executeThenClose { inbound, outbound in
+                    try await outbound.write(.head(sendHead))
+                    if let body { try await outbound.write(.body(.byteBuffer(body))) }
+                    try await outbound.write(.end(nil))
+                    var status = 0
+                    var headers = HTTPHeaders()
+                    var collected = ByteBuffer()
+                    for try await part in inbound {
+                        switch part {
+                        case .head(let h):
+                            status = Int(h.status.code)
+                            headers = h.headers
+                        case .body(var b): collected.writeBuffer(&b)
+                        case .end: return (status, headers, String(buffer: collected))
+                        }
+                    }
+                    return (status, headers, String(buffer: collected))
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                throw ChannelError.connectTimeout(timeout)
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            return result
+        }
+    }
+}
