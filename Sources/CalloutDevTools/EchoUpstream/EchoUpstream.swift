@@ -39,15 +39,7 @@ public final class EchoUpstream: Sendable {
         logger: Logger = Logger(label: "callout.echo-upstream", factory: { _ in SwiftLogNoOpLogHandler() }),
         wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) async throws -> EchoUpstream {
-        let sslContext = try configuration.tls.map { material in
-            try NIOSSLContext(
-                configuration: .makeServerConfiguration(
-                    certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(material.certificatePEM.utf8))
-                        .map { .certificate($0) },
-                    privateKey: .privateKey(
-                        try NIOSSLPrivateKey(bytes: Array(material.privateKeyPEM.utf8), format: .pem))
-                ))
-        }
+        let sslContext = try configuration.tls.map { try $0.makeServerContext() }
         let core = EchoUpstreamCore(
             configuration: configuration, tokenCheck: tokenCheck, logger: logger, wallClock: wallClock)
         let channel = try await ServerBootstrap(group: group)

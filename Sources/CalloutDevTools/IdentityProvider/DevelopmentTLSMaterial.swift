@@ -1,4 +1,5 @@
 import Crypto
+import NIOSSL
 import SwiftASN1
 import X509
 
@@ -52,5 +53,17 @@ public struct DevelopmentTLSMaterial: Sendable, Equatable {
             certificatePEM: try certificate.serializeAsPEM().pemString,
             privateKeyPEM: key.pemRepresentation
         )
+    }
+}
+
+extension DevelopmentTLSMaterial {
+    /// A TLS server context presenting this certificate and key.
+    public func makeServerContext() throws -> NIOSSLContext {
+        try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map {
+                    .certificate($0)
+                },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem))))
     }
 }

@@ -1,3 +1,4 @@
+import CalloutCore
 import CalloutTokens
 
 /// What to send back for one request.
@@ -59,23 +60,7 @@ struct IdentityProviderState {
 }
 
 /// A JSON string literal for `text`.
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
+func jsonString(_ text: String) -> String { JSONString.quote(text) }
 
 /// A random opaque token: `dev.` and 32 random bytes, base64url.
 func makeOpaqueToken() -> String {

@@ -1,3 +1,5 @@
+import CalloutCore
+
 /// A JSON value small enough to pass between tasks: the header and claims of a JWT.
 ///
 /// Integers that fit `Int64` stay integers (`iat`, `exp`, `nbf`); other numbers are `Double`.
@@ -127,22 +129,6 @@ struct JSONWriter {
     }
 
     mutating func writeString(_ text: String) {
-        output += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case "\u{08}": output += "\\b"
-            case "\u{0C}": output += "\\f"
-            case "\u{00}"..."\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}":
-                let hex = String(scalar.value, radix: 16)
-                output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        output += "\""
+        output += JSONString.quote(text)
     }
 }
