@@ -62,6 +62,21 @@ struct CalloutForwarder: Sendable {
         case .failure(let p): return try await refuse(p, bodyRead: false)
         }
 
+        // `Expect: 100-continue`: the proxy answers it itself, once the request is known to be
+        // acceptable, so refused requests never make the client send its body.
+        if let expectation = head.headers.first(name: "expect") {
+            guard expectation.lowercased() == "100-continue" else {
+                return try await refuse(
+                    Problem(
+                        status: 417, code: "expectation_failed", title: "Expectation failed",
+                        detail: "only Expect: 100-continue is supported", namedCredential: named.name),
+                    bodyRead: false)
+            }
+            if framing != .empty {
+                try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+            }
+        }
+
         // Body: buffered when it fits the replay buffer, else streamed.
         let body: RequestBody
         switch try await readBody(framing: framing, settings: settings, inbound: &inbound) {

@@ -250,3 +250,29 @@ func residentBytes() -> Int {
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
+
+@Suite(.serialized) struct ExpectContinueTests {
+    @Test func curlUploadWithExpectContinueIsAnsweredByTheProxy() async throws {
+        try await ProxyHarness.with { h in
+            let file = h.env.directory.appendingPathComponent("upload.bin")
+            try Data(repeating: 0x62, count: 3 << 20).write(to: file)
+            let curl = try ProxyHarness.run(
+                "curl",
+                [
+                    "-s", "--max-time", "30", "-x", h.proxyURL, "-H", "X-Callout-Permission-Sets: Readers", "-H",
+                    "Expect: 100-continue",
+                    "--data-binary", "@\(file.path)", "http://Acme/upload",
+                ])
+            #expect(curl.status == 0)
+            #expect(curl.output.contains("\"body_bytes\":\(3 << 20)"))
+            #expect(!curl.output.lowercased().contains("\"expect\""))
+            let refused = try ProxyHarness.run(
+                "curl",
+                [
+                    "-s", "--max-time", "30", "-x", h.proxyURL, "-H", "Expect: 100-continue", "--data-binary",
+                    "@\(file.path)", "http://Acme/upload",
+                ])
+            #expect(refused.output.contains("no_principal"))
+        }
+    }
+}

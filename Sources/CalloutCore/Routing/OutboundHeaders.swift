@@ -28,7 +28,9 @@ public enum OutboundHeaders {
         for (name, value) in incoming {
             let lower = name.lowercased()
             if hopByHop.contains(lower) || connectionTokens.contains(lower) || isIdentityHeader(name) { continue }
-            if lower == "host" || lower == "content-length" || overridden.contains(lower) { continue }
+            if lower == "host" || lower == "content-length" || lower == "expect" || overridden.contains(lower) {
+                continue
+            }
             if lower == "authorization" && authorization != nil { continue }
             if lower == "via" {
                 existingVia.append(value)
