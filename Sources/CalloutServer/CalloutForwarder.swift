@@ -119,7 +119,7 @@ struct CalloutForwarder: Sendable {
         log: inout CalloutLogRecord
     ) async throws -> Bool {
         var token = try await obtainToken(plan: plan, demand: demand, log: &log)
-        var request = try plan.request(token: token, body: body.map { .bytes($0) })
+        var request = try plan.request(token: token, body: try plan.renderBody(body, token: token).map { .bytes($0) })
         var response = try await send(request, plan: plan, deadline: deadline, log: &log)
         if RetryDecision.decide(
             status: Int(response.status.code), attempt: 1, injectedToken: token != nil, bodyReplayable: true,
@@ -130,7 +130,7 @@ struct CalloutForwarder: Sendable {
             await drain(response)
             await tokens.invalidate(failed, for: demand)
             token = try await obtainToken(plan: plan, demand: demand, log: &log)
-            request = try plan.request(token: token, body: body.map { .bytes($0) })
+            request = try plan.request(token: token, body: try plan.renderBody(body, token: token).map { .bytes($0) })
             response = try await send(request, plan: plan, deadline: deadline, log: &log)
         }
         return try await deliver(response, plan: plan, outbound: outbound, log: &log)
@@ -295,7 +295,7 @@ struct CalloutPlan: Sendable {
 
     /// A token is needed to inject it, or when a formula in a header may read it.
     var needsToken: Bool {
-        named.generateAuthorizationHeader || named.allowFormulasInHeaders
+        named.generateAuthorizationHeader || named.allowFormulasInHeaders || named.allowFormulasInBody
             || named.customHeaders.contains { $0.value.referencesSecrets }
     }
 
@@ -313,6 +313,21 @@ struct CalloutPlan: Sendable {
             user: identity.user, credentials: [credential.name: parameters], allowSecrets: allowSecrets,
             namedCredentialName: named.name, namedCredentialURL: named.url.absoluteString,
             maxValueLength: settings.maxFormulaValueLength)
+    }
+
+    /// Evaluates `{!...}` blocks in a buffered textual body when the named credential allows it
+    /// (bodies larger than `retry_body_buffer_bytes` are streamed and never evaluated).
+    func renderBody(_ body: ByteBuffer?, token: IssuedToken?) throws -> ByteBuffer? {
+        guard named.allowFormulasInBody, var body,
+            BodyTemplate.isTextual(contentType: incoming.first { $0.0.lowercased() == "content-type" }?.1)
+        else { return body }
+        let bytes = body.readBytes(length: body.readableBytes) ?? []
+        guard BodyTemplate.containsBlocks(bytes) else { return ByteBuffer(bytes: bytes) }
+        switch BodyTemplate.render(bytes, context: formulaContext(token: token, allowSecrets: true)) {
+        case .success(let rendered): return ByteBuffer(bytes: rendered)
+        case .failure(let failure):
+            throw Problem.formulaFailed(named.name, location: "request body", message: failure.description)
+        }
     }
 
     func request(token: IssuedToken?, body: HTTPClientRequest.Body?) throws -> HTTPClientRequest {

@@ -276,3 +276,41 @@ func residentBytes() -> Int {
         }
     }
 }
+
+@Suite(.serialized) struct CallerFormulaTests {
+    @Test func formulasInCallerHeadersAndBodyWhenAllowed() async throws {
+        try await ProxyHarness.with(config: {
+            ProxyHarness.standardConfig(
+                $0,
+                namedSettings:
+                    "allow_formulas_in_headers = true\nallow_formulas_in_body = true\ngenerate_authorization_header = false"
+            )
+        }) { h in
+            let r = try await h.viaProxy(
+                .POST, "http://Acme/f",
+                headers: [
+                    ("X-Callout-Permission-Sets", "Readers"), ("X-Api-Key", "{!$Credential.Acme_API.AccessToken}"),
+                    ("X-Client", "{!$Credential.Acme_API.ClientId}"), ("Content-Type", "application/json"),
+                ],
+                body: ByteBuffer(string: #"{"client":"{!$Credential.Acme_API.ClientId}"}"#))
+            #expect(r.status == 200, "\(r.body)")
+            #expect(r.echoed("authorization") == nil)
+            #expect(r.echoed("x-client") == "acme-reader")
+            let key = try #require(r.echoed("x-api-key"))
+            #expect(h.idp.isValid(token: key) != nil)
+            let expected = #"{"client":"acme-reader"}"#
+            #expect(r.json["body_bytes"] as? Int == expected.utf8.count)
+        }
+    }
+
+    @Test func formulasInCallerHeadersAreLiteralWhenNotAllowed() async throws {
+        try await ProxyHarness.with { h in
+            let r = try await h.viaProxy(
+                .GET, "http://Acme/f",
+                headers: [
+                    ("X-Callout-Permission-Sets", "Readers"), ("X-Api-Key", "{!$Credential.Acme_API.AccessToken}"),
+                ])
+            #expect(r.echoed("x-api-key") == "{!$Credential.Acme_API.AccessToken}")
+        }
+    }
+}
