@@ -19,7 +19,7 @@ struct CalloutProxyCommand: AsyncParsableCommand {
         version: CalloutProxyVersion.current,
         subcommands: [
             ServeCommand.self, CheckCommand.self, ExplainCommand.self, TokenCommand.self, AssertionCommand.self,
-            DevIdPCommand.self,
+            DevIdPCommand.self, DemoCommand.self,
         ]
     )
 }
