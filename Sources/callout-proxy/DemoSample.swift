@@ -1,5 +1,6 @@
 import CalloutDevTools
 import CalloutServer
+import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -102,11 +103,13 @@ struct DemoSample {
         let idpBefore = idp.tokenRequestCount
         let upstreamBefore = upstream.requestCount
         let recordIndex = observer.count
-        let response: DemoHTTPClient.Response
+        let response: RawHTTPClient.Response
         do {
-            response = try await DemoHTTPClient.send(
-                to: proxy.listenAddress, method: step.method, target: step.target,
-                headers: step.headers + [("Host", step.target.hasPrefix("/") ? hostHeader : "Acme")])
+            let headers = step.headers + [("Host", step.target.hasPrefix("/") ? hostHeader : "Acme")]
+            response = try await RawHTTPClient.send(
+                to: proxy.listenAddress,
+                head: HTTPRequestHead(
+                    version: .http1_1, method: step.method, uri: step.target, headers: HTTPHeaders(headers)))
         } catch {
             observed.lines.append("request failed: \(error)")
             return observed
@@ -114,7 +117,8 @@ struct DemoSample {
         observed.status = response.status
         let record = await observer.waitForRecord(at: recordIndex)
         observed.principal = record?.principal
-        observed.problem = record?.problemCode ?? response.json["code"] as? String
+        let json = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any]
+        observed.problem = record?.problemCode ?? json?["code"] as? String
         let fetches = idp.tokenRequestCount - idpBefore
         let upstreamCalls = Array(upstream.requests.suffix(max(0, upstream.requestCount - upstreamBefore)))
 

@@ -2,23 +2,14 @@ import CalloutDevTools
 import Foundation
 import Testing
 
-/// The built `callout-proxy` binary next to the test bundle.
-func calloutProxyBinary() throws -> URL {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent("callout-proxy")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory = directory.deletingLastPathComponent()
-    }
-    throw CocoaError(.fileNoSuchFile)
-}
 
 /// Runs the binary with arguments; returns exit status, standard output and standard error.
 func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (
     status: Int32, out: String, err: String
 ) {
     let process = Process()
-    process.executableURL = try calloutProxyBinary()
+    guard let binary = DemoTests.binary() else { throw CocoaError(.fileNoSuchFile) }
+    process.executableURL = binary
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }

@@ -150,10 +150,10 @@ struct ProxyHarness {
     ) async throws -> Response {
         var all = HTTPHeaders(headers)
         if all.first(name: "host") == nil, let host = URL(string: aliasURL)?.host { all.add(name: "Host", value: host) }
-        let (status, responseHeaders, responseBody) = try await RawHTTPClient.send(
-            port: proxyPort, head: HTTPRequestHead(version: .http1_1, method: method, uri: aliasURL, headers: all),
-            body: body)
-        return Response(status: status, headers: responseHeaders, body: responseBody)
+        let r = try await RawHTTPClient.send(
+            to: try SocketAddress(ipAddress: "127.0.0.1", port: proxyPort),
+            head: HTTPRequestHead(version: .http1_1, method: method, uri: aliasURL, headers: all), body: body)
+        return Response(status: r.status, headers: r.headers, body: r.body)
     }
 
     /// Straight to the proxy: `/callout:Alias/path` or a path with a Host header.
@@ -200,57 +200,5 @@ final class LogCapture: @unchecked Sendable {
         }
         logger.logLevel = level
         return logger
-    }
-}
-
-/// A minimal HTTP/1.1 client that sends exactly the request head it is given (absolute-form
-/// targets included), over one loopback connection.
-enum RawHTTPClient {
-    static func send(port: Int, head: HTTPRequestHead, body: ByteBuffer?, timeout: TimeAmount = .seconds(30))
-        async throws -> (Int, HTTPHeaders, String)
-    {
-        var head = head
-        if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes)) }
-        let connection = head.headers.first(name: "connection").map { $0 + ", close" } ?? "close"
-        head.headers.replaceOrAdd(name: "Connection", value: connection)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(5))
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                        wrappingChannelSynchronously: channel)
-                }
-            }
-        let sendHead = head
-        return try await withThrowingTaskGroup(of: (Int, HTTPHeaders, String).self) { group in
-            group.addTask {
-                try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(.head(sendHead))
-                    if let body { try await outbound.write(.body(.byteBuffer(body))) }
-                    try await outbound.write(.end(nil))
-                    var status = 0
-                    var headers = HTTPHeaders()
-                    var collected = ByteBuffer()
-                    for try await part in inbound {
-                        switch part {
-                        case .head(let h):
-                            status = Int(h.status.code)
-                            headers = h.headers
-                        case .body(var b): collected.writeBuffer(&b)
-                        case .end: return (status, headers, String(buffer: collected))
-                        }
-                    }
-                    return (status, headers, String(buffer: collected))
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
-                throw ChannelError.connectTimeout(timeout)
-            }
-            let result = try await group.next()!
-            group.cancelAll()
-            return result
-        }
     }
 }
