@@ -244,7 +244,8 @@ PIDS+=($!)
 wait_port "$UP" 10; wait_port "$IDP" 10; wait_port "$REF" 10; wait_port "$SINK" 10
 touch "$W/idp-access.log"
 
-log "starting callout-proxy :$PX"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "starting callout-proxy :$PX (load average $LOAD_START)"
 "$BIN" serve --config "$W/proxy.conf" --log-level warning --log-format json >"$W/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
@@ -387,6 +388,7 @@ print(f"{statistics.median(cols[0]):.0f} {statistics.median(cols[1]):.3f} {stati
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU_MODEL=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 MEM_TOTAL=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 SWIFT_VERSION=$(swift --version 2>&1 | head -1)
@@ -404,6 +406,7 @@ WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')
     echo "| memory | $MEM_TOTAL |"
     echo "| Swift | $SWIFT_VERSION |"
     echo "| nginx | $NGINX_VERSION |"
+    echo "| load average (1, 5, 15 min) at start / end | $LOAD_START / $LOAD_END |"
     echo "| load | $WRK_VERSION, $THREADS threads, keep-alive, ${DURATION} s per run, $ROUNDS rounds alternating nginx / callout-proxy (medians) |"
     echo
     echo "Everything (wrk, upstream nginx, reference nginx or callout-proxy) shares the same $(nproc) cores."
