@@ -91,7 +91,7 @@ async def main():
         tasks = [asyncio.create_task(guarded(one_request(a.host, a.port, a.path, headers, keep_open=release)))
                  for _ in range(a.count)]
         await asyncio.sleep(a.hold_seconds)
-        print("holding", flush=True)
+        print("holding", file=sys.stderr, flush=True)
         release.set()
         await asyncio.wait_for(asyncio.gather(*tasks), a.timeout)
     elapsed = time.monotonic() - started

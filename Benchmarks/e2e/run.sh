@@ -378,6 +378,7 @@ RSS_USERS=$(rss_kib "$PROXY_PID")
 log "$USERS_OUT -> IdP calls $USERS_IDP, RSS $(mib "$RSS_USERS") MiB"
 
 # --- report ----------------------------------------------------------------------------------
+set +e # a missing figure must not lose the others
 summarize() { # kind conns -> "median_rps median_p50 median_p99 errors"
     awk -v k="$1" -v c="$2" '$1 == k && $2 == c {print $4, $5, $6, $7}' "$results_file" | python3 -c '
 import statistics, sys
@@ -391,9 +392,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 CPU_MODEL=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 MEM_TOTAL=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-SWIFT_VERSION=$(swift --version 2>&1 | head -1)
-NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //')
-WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')
+SWIFT_VERSION=$(swift --version 2>&1 | grep -m1 -i "swift version" || true)
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //' || true)
+WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
 
 {
     echo "<!-- e2e:begin (written by Benchmarks/e2e/run.sh; edit outside these markers) -->"
