@@ -9,7 +9,10 @@ let package = Package(
     name: "callout-proxy",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "callout-proxy", targets: ["callout-proxy"])
+        .executable(name: "callout-proxy", targets: ["callout-proxy"]),
+        // For the separate Benchmarks package (micro-benchmarks of the pure and token paths).
+        .library(name: "CalloutCore", targets: ["CalloutCore"]),
+        .library(name: "CalloutTokens", targets: ["CalloutTokens"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
