@@ -31,6 +31,7 @@ public struct AccessLogObserver: CalloutObserver {
     public init(logger: Logger) { self.logger = logger }
 
     public func calloutFinished(_ r: CalloutLogRecord, duration: Duration) {
+        guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [
             "method": "\(r.method)",
             "status": "\(r.status.map(String.init) ?? "-")",

@@ -15,7 +15,9 @@ public enum UpstreamClient {
             timeout: .init(
                 connect: .seconds(Int64(settings.connectTimeoutSeconds)),
                 read: .seconds(Int64(settings.requestTimeoutSeconds))),
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64),
+            connectionPool: .init(
+                idleTimeout: .seconds(60),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: settings.upstreamMaxConnectionsPerHost),
             proxy: nil,
             ignoreUncleanSSLShutdown: false,
             decompression: .disabled)

@@ -1,9 +1,18 @@
 import ArgumentParser
 import CalloutCore
 import Foundation
+import NIOCore
+import NIOPosix
 
 @main
 struct CalloutProxyCommand: AsyncParsableCommand {
+    /// Runs Swift concurrency on NIO's event loop threads, so the data plane's tasks do not hop
+    /// between NIO's threads and the default executor's on every request.
+    static func main() async {
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        await main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "callout-proxy",
         abstract:

@@ -2,7 +2,6 @@ import CalloutDevTools
 import Foundation
 import Testing
 
-
 /// Runs the binary with arguments; returns exit status, standard output and standard error.
 func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (
     status: Int32, out: String, err: String

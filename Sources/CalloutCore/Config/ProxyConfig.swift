@@ -81,6 +81,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var headerReadTimeoutSeconds: Int = 10
     /// How long a keep-alive connection may sit idle between requests.
     public var idleTimeoutSeconds: Int = 60
+    /// HTTP/1.1 connections kept to one upstream or identity provider host (HTTP/2 multiplexes).
+    public var upstreamMaxConnectionsPerHost: Int = 256
     /// Open client connections at once; further connections are closed at accept.
     public var maxConnections: Int = 10_000
     /// Token cache entries (external credential × principal × scope × claims), LRU-evicted.
