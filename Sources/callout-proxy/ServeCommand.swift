@@ -26,34 +26,60 @@ struct LogOptions: ParsableArguments {
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the proxy: take callouts, inject tokens, forward over HTTPS.")
+        abstract: "Run the proxy: take callouts, inject tokens, forward over HTTPS.",
+        discussion: """
+            Signals: SIGTERM or SIGINT drain and exit 0 (idle connections close at once, busy ones \
+            after their callout, all after shutdown_grace_seconds); SIGHUP reloads the configuration \
+            and keys (an invalid file is refused and the old configuration keeps serving).
+            """)
 
     @OptionGroup var options: ConfigOption
     @OptionGroup var log: LogOptions
 
     func run() async throws {
         let logger = log.bootstrap()
-        let (config, materials) = try loadOrExit(options.path)
-        let service = try await CalloutProxyService.start(config: config, materials: materials, logger: logger)
+        let path = options.path
+        let (config, materials) = try loadOrExit(path)
+        let metrics = ProxyMetrics()
+        metrics.bootstrapMetricsSystem()
+        let service = try await CalloutProxyService.start(
+            config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path))
         logger.info(
             "callout-proxy started",
             metadata: [
                 "version": "\(CalloutProxyVersion.current)", "listen": "\(service.proxyURL)",
+                "admin": "\(service.adminURL ?? "off")", "config": "\(path)",
                 "named_credentials": "\(config.namedCredentials.count)",
                 "external_credentials": "\(config.externalCredentials.count)",
                 "principals": "\(config.externalCredentials.reduce(0) { $0 + $1.principals.count })",
+                "certificates": "\(config.certificates.count)", "callers": "\(config.callers.count)",
             ])
-        let signals = ShutdownSignals { signal in
-            logger.info(
-                "shutting down",
-                metadata: ["signal": "\(signal)", "grace_seconds": "\(config.proxy.shutdownGraceSeconds)"])
-            service.beginShutdown()
+        let reload = ReloadSignal { _ = service.reloader.reload(trigger: "SIGHUP") }
+        defer { reload.cancel() }
+        do {
+            try await service.runUntilSignalled(logger: logger)
+        } catch {
+            logger.error("stopped with an error", metadata: ["error": "\(type(of: error))"])
+            await service.close()
+            throw ExitCode(1)
         }
-        try await service.run()
         await service.close()
-        signals.cancel()
         logger.info("callout-proxy stopped")
     }
+}
+
+/// Calls `handler` on every SIGHUP (ServiceLifecycle has no reload signal).
+final class ReloadSignal: @unchecked Sendable {
+    private let source: any DispatchSourceSignal
+
+    init(handler: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "callout-proxy.reload"))
+        source.setEventHandler(handler: handler)
+        source.resume()
+    }
+
+    func cancel() { source.cancel() }
 }
 
 /// Loads and validates the configuration and its keys, or prints every problem and exits 1.

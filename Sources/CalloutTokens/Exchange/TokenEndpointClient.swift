@@ -56,22 +56,43 @@ public struct TokenEndpointClient: Sendable {
         }
     }
 
+    /// One finished token request, for metrics: names and an outcome code, never a token or assertion.
+    public struct FetchEvent: Sendable {
+        public var externalCredential: String?
+        public var principal: String?
+        /// `success`, `cancelled`, or the ``TokenExchangeError`` code.
+        public var outcome: String
+        public var duration: Duration
+    }
+
     private let httpClient: HTTPClient
     public let limits: Limits
     private let logger: Logger
     private let wallClock: @Sendable () -> Double
+    private let onFetch: (@Sendable (FetchEvent) -> Void)?
 
-    /// - Parameter wallClock: Unix seconds, for `Retry-After` dates and JWT `exp`.
+    /// - Parameters:
+    ///   - wallClock: Unix seconds, for `Retry-After` dates and JWT `exp`.
+    ///   - onFetch: told about every finished token request (metrics).
     public init(
         httpClient: HTTPClient,
         limits: Limits = Limits(),
         logger: Logger,
-        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        onFetch: (@Sendable (FetchEvent) -> Void)? = nil
     ) {
         self.httpClient = httpClient
         self.limits = limits
         self.logger = logger
         self.wallClock = wallClock
+        self.onFetch = onFetch
+    }
+
+    private func report(_ request: TokenRequest, _ outcome: String, since started: ContinuousClock.Instant) {
+        onFetch?(
+            FetchEvent(
+                externalCredential: request.externalCredential, principal: request.principal, outcome: outcome,
+                duration: ContinuousClock.now - started))
     }
 
     /// Gets a token. Throws ``TokenExchangeError`` (or `CancellationError` if the task is
@@ -85,6 +106,7 @@ public struct TokenEndpointClient: Sendable {
         logger[metadataKey: "jti"] = request.assertionID.map { .string($0) }
         do {
             let response = try await exchange(request)
+            report(request, "success", since: started)
             logger.info(
                 "token fetched",
                 metadata: [
@@ -93,6 +115,7 @@ public struct TokenEndpointClient: Sendable {
                 ])
             return response
         } catch let error as TokenExchangeError {
+            report(request, error.code, since: started)
             logger.warning(
                 "token fetch failed",
                 metadata: [
@@ -101,6 +124,7 @@ public struct TokenEndpointClient: Sendable {
                 ])
             throw error
         } catch {
+            report(request, "cancelled", since: started)
             logger.debug("token fetch cancelled", metadata: ["outcome": "cancelled"])
             throw error
         }

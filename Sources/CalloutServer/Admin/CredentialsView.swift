@@ -1,0 +1,119 @@
+import CalloutCore
+import CalloutTokens
+import Foundation
+
+/// `GET /credentials`: what is configured and what the token cache holds, by name and state.
+/// Custom header and claim values are not shown (a static header may be an API key); tokens,
+/// assertions and keys never are.
+enum CredentialsView {
+    static func render(
+        snapshot: RuntimeConfiguration.Snapshot, cache: [TokenCacheEntrySnapshot], readiness: Readiness
+    ) -> JSONValue {
+        let config = snapshot.config
+        let mtls = Set(
+            (config.namedCredentials.compactMap(\.clientCertificate)
+                + config.externalCredentials.compactMap(\.identityProviderClientCertificate)).map { $0.lowercased() })
+        let signing = Set(config.externalCredentials.map { $0.signingCertificate.lowercased() })
+        return JSON.object([
+            ("generation", JSON.int(snapshot.generation)),
+            ("source_file", .string(config.sourceFile)),
+            ("named_credentials", .array(config.namedCredentials.map(named))),
+            (
+                "external_credentials",
+                .array(config.externalCredentials.map { external($0, fetched: readiness.hasFetched($0.name)) })
+            ),
+            (
+                "certificates",
+                .array(
+                    config.certificates.map {
+                        certificate(
+                            $0, material: snapshot.materials.signingMaterial($0.name),
+                            usedFor: (signing.contains($0.name.lowercased()) ? ["signing"] : [])
+                                + (mtls.contains($0.name.lowercased()) ? ["mtls"] : []))
+                    })
+            ),
+            ("tokens", .array(cache.map(token))),
+        ])
+    }
+
+    static func named(_ n: NamedCredentialConfig) -> JSONValue {
+        JSON.object([
+            ("name", .string(n.name)), ("label", .string(n.label)), ("url", .string(redactUserInfo(n.url))),
+            ("external_credential", .string(n.externalCredential)), ("enabled", .bool(n.enabled)),
+            ("generate_authorization_header", .bool(n.generateAuthorizationHeader)),
+            ("allow_formulas_in_headers", .bool(n.allowFormulasInHeaders)),
+            ("allow_formulas_in_body", .bool(n.allowFormulasInBody)),
+            ("client_certificate", JSON.string(n.clientCertificate)),
+            ("custom_headers", JSON.strings(n.customHeaders.map(\.name))),
+        ])
+    }
+
+    static func external(_ e: ExternalCredentialConfig, fetched: Bool) -> JSONValue {
+        JSON.object([
+            ("name", .string(e.name)), ("label", .string(e.label)),
+            ("identity_provider_url", .string(redactUserInfo(e.identityProviderURL))),
+            ("signing_certificate", .string(e.signingCertificate)),
+            ("signing_algorithm", .string(e.signingAlgorithm.rawValue)),
+            ("scope", JSON.string(e.scope?.source)),
+            ("jwt_expiration_seconds", JSON.int(e.jwtExpirationSeconds)),
+            ("additional_refresh_status_codes", .array(e.additionalRefreshStatusCodes.map { JSON.int($0) })),
+            ("jwt_claims", JSON.strings(e.jwtClaims.map(\.name))),
+            ("jwt_header", JSON.strings(e.jwtHeader.map(\.name))),
+            ("custom_headers", JSON.strings(e.customHeaders.map(\.name))),
+            ("identity_provider_client_certificate", JSON.string(e.identityProviderClientCertificate)),
+            ("token_fetched_once", .bool(fetched)),
+            (
+                "principals",
+                .array(
+                    e.principals.map {
+                        JSON.object([
+                            ("sequence_number", JSON.int($0.sequenceNumber)), ("name", .string($0.name)),
+                            ("client_id", .string($0.clientId)), ("permission_sets", JSON.strings($0.permissionSets)),
+                            ("profiles", JSON.strings($0.profiles)),
+                        ])
+                    })
+            ),
+        ])
+    }
+
+    static func certificate(_ c: CertificateConfig, material: SigningMaterial?, usedFor: [String]) -> JSONValue {
+        let formatter = ISO8601DateFormatter()
+        let key = material?.key
+        return JSON.object([
+            ("name", .string(c.name)),
+            ("key_type", JSON.string(key?.keyType.rawValue)),
+            ("key_bits", key.map { JSON.int($0.rsaModulusBits ?? 256) }),
+            ("subject", JSON.string(material?.certificate?.subject)),
+            ("not_after", JSON.string(material?.certificate.map { formatter.string(from: $0.notValidAfter) })),
+            (
+                "days_left",
+                material?.certificate.map { JSON.int(Int($0.notValidAfter.timeIntervalSinceNow / 86_400)) }
+            ),
+            ("x5t_s256", JSON.string(material?.certificate?.x5tS256)),
+            ("used_for", JSON.strings(usedFor)),
+        ])
+    }
+
+    static func token(_ t: TokenCacheEntrySnapshot) -> JSONValue {
+        JSON.object([
+            ("external_credential", .string(t.key.externalCredential)), ("principal", .string(t.key.principal)),
+            ("scope", JSON.string(t.key.scope)),
+            ("claims", t.key.canonicalClaims.isEmpty ? nil : .string(t.key.canonicalClaims)),
+            ("status", .string(t.status.rawValue)), ("token_present", .bool(t.tokenPresent)),
+            ("expires_in_seconds", JSON.seconds(t.expiresInSeconds)), ("age_seconds", JSON.seconds(t.ageSeconds)),
+            ("retry_after_seconds", JSON.seconds(t.retryAfterSeconds)),
+            ("waiters", JSON.int(t.waiters)), ("consecutive_failures", JSON.int(t.consecutiveFailures)),
+            ("last_error", JSON.string(t.lastErrorCode)),
+        ])
+    }
+
+    /// `https://user:pass@host/...` → `https://host/...`.
+    static func redactUserInfo(_ url: URL) -> String {
+        guard url.user != nil || url.password != nil,
+            var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+        else { return url.absoluteString }
+        components.user = nil
+        components.password = nil
+        return components.string ?? url.absoluteString
+    }
+}

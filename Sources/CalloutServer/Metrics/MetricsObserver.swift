@@ -1,0 +1,46 @@
+import CalloutCore
+
+/// Feeds data-plane events into ``ProxyMetrics``, mapping names to configured ones.
+struct MetricsObserver: CalloutObserver {
+    let metrics: ProxyMetrics
+    let configuration: RuntimeConfiguration
+
+    func calloutFinished(_ record: CalloutLogRecord, duration: Duration) {
+        let label = ProxyMetrics.namedCredentialLabel(record.alias, in: configuration.current.config)
+        metrics.calloutFinished(
+            namedCredential: label, status: record.status, retried: record.retried, duration: duration)
+    }
+
+    func upstreamResponded(namedCredential: String, duration: Duration) {
+        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        metrics.upstreamResponded(namedCredential: label, duration: duration)
+    }
+
+    func refreshNotReplayed(namedCredential: String) {
+        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        metrics.refreshNotReplayed(namedCredential: label)
+    }
+
+    func connectionRejected() { metrics.connectionRejected() }
+}
+
+/// Sends every event to each observer in turn (the access log, then metrics).
+struct CompositeObserver: CalloutObserver {
+    let observers: [any CalloutObserver]
+
+    func calloutFinished(_ record: CalloutLogRecord, duration: Duration) {
+        for o in observers { o.calloutFinished(record, duration: duration) }
+    }
+
+    func upstreamResponded(namedCredential: String, duration: Duration) {
+        for o in observers { o.upstreamResponded(namedCredential: namedCredential, duration: duration) }
+    }
+
+    func refreshNotReplayed(namedCredential: String) {
+        for o in observers { o.refreshNotReplayed(namedCredential: namedCredential) }
+    }
+
+    func connectionRejected() {
+        for o in observers { o.connectionRejected() }
+    }
+}

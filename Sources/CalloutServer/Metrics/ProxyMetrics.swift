@@ -1,0 +1,195 @@
+import CalloutCore
+import CalloutTokens
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The proxy's metrics, recorded through swift-metrics into one Prometheus registry.
+///
+/// The registry is injected (tests run several servers in one process, each with its own); the
+/// `serve` command also bootstraps the process-wide `MetricsSystem` with the same registry.
+/// Labels carry only configured names and fixed words: an alias that names no configured
+/// named credential is labelled `unknown`, never echoed.
+public final class ProxyMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let factory: PrometheusMetricsFactory
+    /// Cache totals already added to the counters, so a scrape adds only what is new.
+    private let reportedCacheStats = NIOLockedValueBox(TokenCacheStats())
+
+    public static let durationBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+    ]
+
+    /// Metric names, for dashboards and tests.
+    public enum Name {
+        public static let callouts = "callout_requests_total"
+        public static let calloutDuration = "callout_request_duration_seconds"
+        public static let upstreamDuration = "callout_upstream_duration_seconds"
+        public static let notReplayed = "callout_refresh_not_replayed_total"
+        public static let connectionsRejected = "callout_connections_rejected_total"
+        public static let openConnections = "callout_open_connections"
+        public static let tokenRequests = "callout_token_requests_total"
+        public static let idpDuration = "callout_idp_request_duration_seconds"
+        public static let cacheHits = "callout_token_cache_hits_total"
+        public static let cacheMisses = "callout_token_cache_misses_total"
+        public static let cacheJoins = "callout_token_cache_single_flight_joins_total"
+        public static let cacheRefreshAhead = "callout_token_cache_refresh_ahead_total"
+        public static let cacheInvalidations = "callout_token_cache_invalidations_total"
+        public static let cacheEvictions = "callout_token_cache_evictions_total"
+        public static let cacheFetchFailures = "callout_token_cache_fetch_failures_total"
+        public static let cacheFailFast = "callout_token_cache_fail_fast_total"
+        public static let cacheSize = "callout_token_cache_size"
+        public static let reloads = "callout_config_reloads_total"
+        public static let generation = "callout_config_generation"
+    }
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.durationBuckets
+        self.factory = factory
+        // Unlabelled series exist from the start, so a first scrape shows them at zero.
+        for name in [
+            Name.connectionsRejected, Name.cacheHits, Name.cacheMisses, Name.cacheJoins, Name.cacheRefreshAhead,
+            Name.cacheInvalidations, Name.cacheEvictions, Name.cacheFetchFailures, Name.cacheFailFast,
+        ] {
+            _ = CoreMetrics.Counter(label: name, factory: factory)
+        }
+        CoreMetrics.Gauge(label: Name.openConnections, factory: factory).record(0)
+        CoreMetrics.Gauge(label: Name.cacheSize, factory: factory).record(0)
+    }
+
+    /// Makes this registry the process-wide swift-metrics backend, so libraries that record
+    /// through `MetricsSystem` land in the same scrape. Call once per process (`serve` does).
+    public func bootstrapMetricsSystem() {
+        MetricsSystem.bootstrap(factory)
+    }
+
+    // MARK: - Data plane
+
+    /// One finished callout. `namedCredential` must already be a configured name or `unknown`.
+    func calloutFinished(namedCredential: String, status: Int?, retried: Bool, duration: Duration) {
+        Counter(
+            label: Name.callouts,
+            dimensions: [
+                ("named_credential", namedCredential), ("status_class", Self.statusClass(status)),
+                ("retried", retried ? "true" : "false"),
+            ], factory: factory
+        ).increment()
+        CoreMetrics.Timer(
+            label: Name.calloutDuration, dimensions: [("named_credential", namedCredential)], factory: factory
+        )
+        .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    func upstreamResponded(namedCredential: String, duration: Duration) {
+        CoreMetrics.Timer(
+            label: Name.upstreamDuration, dimensions: [("named_credential", namedCredential)], factory: factory
+        )
+        .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    func refreshNotReplayed(namedCredential: String) {
+        CoreMetrics.Counter(
+            label: Name.notReplayed, dimensions: [("named_credential", namedCredential)], factory: factory
+        )
+        .increment()
+    }
+
+    func connectionRejected() {
+        CoreMetrics.Counter(label: Name.connectionsRejected, factory: factory).increment()
+    }
+
+    // MARK: - Tokens
+
+    /// One token request to an identity provider. `externalCredential` must be a configured name or `unknown`.
+    func tokenRequested(externalCredential: String, outcome: String, duration: Duration) {
+        Counter(
+            label: Name.tokenRequests, dimensions: [("external_credential", externalCredential), ("outcome", outcome)],
+            factory: factory
+        ).increment()
+        CoreMetrics.Timer(
+            label: Name.idpDuration, dimensions: [("external_credential", externalCredential)], factory: factory
+        )
+        .recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    // MARK: - Reload
+
+    func reloaded(success: Bool, generation: Int) {
+        CoreMetrics.Counter(
+            label: Name.reloads, dimensions: [("outcome", success ? "success" : "failure")], factory: factory
+        )
+        .increment()
+        configurationInstalled(generation: generation)
+    }
+
+    func configurationInstalled(generation: Int) {
+        CoreMetrics.Gauge(label: Name.generation, factory: factory).record(generation)
+    }
+
+    // MARK: - Scrape
+
+    /// Prometheus text exposition, after bringing the values read at scrape time up to date.
+    public func scrape(cache: TokenCacheStats, openConnections: Int) -> String {
+        CoreMetrics.Gauge(label: Name.openConnections, factory: factory).record(openConnections)
+        CoreMetrics.Gauge(label: Name.cacheSize, factory: factory).record(cache.size)
+        let (previous, current) = reportedCacheStats.withLockedValue { reported in
+            let previous = reported
+            // Never go backwards, whatever order concurrent scrapes run in.
+            var current = cache
+            current.hits = max(current.hits, previous.hits)
+            current.misses = max(current.misses, previous.misses)
+            current.singleFlightJoins = max(current.singleFlightJoins, previous.singleFlightJoins)
+            current.refreshAheadRuns = max(current.refreshAheadRuns, previous.refreshAheadRuns)
+            current.invalidations = max(current.invalidations, previous.invalidations)
+            current.evictions = max(current.evictions, previous.evictions)
+            current.fetchFailures = max(current.fetchFailures, previous.fetchFailures)
+            current.failFasts = max(current.failFasts, previous.failFasts)
+            reported = current
+            return (previous, current)
+        }
+        let deltas: [(String, Int)] = [
+            (Name.cacheHits, current.hits - previous.hits),
+            (Name.cacheMisses, current.misses - previous.misses),
+            (Name.cacheJoins, current.singleFlightJoins - previous.singleFlightJoins),
+            (Name.cacheRefreshAhead, current.refreshAheadRuns - previous.refreshAheadRuns),
+            (Name.cacheInvalidations, current.invalidations - previous.invalidations),
+            (Name.cacheEvictions, current.evictions - previous.evictions),
+            (Name.cacheFetchFailures, current.fetchFailures - previous.fetchFailures),
+            (Name.cacheFailFast, current.failFasts - previous.failFasts),
+        ]
+        for (name, delta) in deltas where delta > 0 {
+            CoreMetrics.Counter(label: name, factory: factory).increment(by: Int64(delta))
+        }
+        return registry.emitToString()
+    }
+
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    // MARK: - Labels
+
+    static func statusClass(_ status: Int?) -> String {
+        guard let status, (100...599).contains(status) else { return "none" }
+        return "\(status / 100)xx"
+    }
+
+    /// The configured spelling of a named credential, or `unknown`.
+    static func namedCredentialLabel(_ alias: String?, in config: ProxyConfig) -> String {
+        guard let alias, let named = config.namedCredential(alias) else { return "unknown" }
+        return named.name
+    }
+
+    /// The configured spelling of an external credential, or `unknown`.
+    static func externalCredentialLabel(_ name: String?, in config: ProxyConfig) -> String {
+        guard let name, let credential = config.externalCredential(name) else { return "unknown" }
+        return credential.name
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s &* 1_000_000_000 &+ atto / 1_000_000_000
+    }
+}

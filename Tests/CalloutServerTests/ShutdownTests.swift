@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import CalloutCore
+import CalloutDevTools
+import CalloutServer
+import CalloutTokens
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@Suite(.serialized) struct ShutdownTests {
+    /// Waits (bounded) until the upstream has seen `count` request heads.
+    static func waitForUpstream(_ upstream: EchoUpstream, count: Int) async throws {
+        for _ in 0..<1000 where upstream.requestCount < count { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(upstream.requestCount >= count)
+    }
+
+    @Test func beginShutdownLetsACalloutInFlightFinish() async throws {
+        let env = try await LocalEnvironment.start(clientIds: ["acme-reader", "acme-admin"])
+        let logs = LogCapture()
+        let config = try ConfigLoader.load(text: OpsHarness.config(env))
+        let service = try await CalloutProxyService.start(
+            config: config, materials: try CredentialMaterials.load(config), logger: logs.logger(level: .debug))
+        let running = Task { try await service.run() }
+        let client = HTTPClient.shared
+        // Warm the token so the slow part is the upstream only.
+        var warm = HTTPClientRequest(url: service.proxyURL + "/callout:Acme/warm")
+        warm.headers.add(name: "X-Callout-Permission-Sets", value: "Readers")
+        _ = try await client.execute(warm, timeout: .seconds(10)).body.collect(upTo: 1 << 20)
+
+        env.upstream.setBehavior(.slowHeaders(seconds: 1.0))
+        let before = env.upstream.requestCount
+        let inFlight = Task {
+            var request = HTTPClientRequest(url: service.proxyURL + "/callout:Acme/slow")
+            request.headers.add(name: "X-Callout-Permission-Sets", value: "Readers")
+            let response = try await client.execute(request, timeout: .seconds(20))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return (Int(response.status.code), String(buffer: body))
+        }
+        try await Self.waitForUpstream(env.upstream, count: before + 1)
+        let readyBefore = try await client.execute(
+            HTTPClientRequest(url: service.adminURL! + "/readyz"), timeout: .seconds(5))
+        #expect(readyBefore.status == .ok)
+        service.beginShutdown()
+        // While draining, readiness says so.
+        let readyDuring = try await client.execute(
+            HTTPClientRequest(url: service.adminURL! + "/readyz"), timeout: .seconds(5))
+        #expect(readyDuring.status == .serviceUnavailable)
+
+        let (status, body) = try await inFlight.value
+        #expect(status == 200, "\(body)")
+        #expect(body.contains("/v2/slow"))
+        try await running.value
+        await service.close()
+        await env.shutdown()
+        // The listener is closed: new callouts are refused at connect.
+        let port = service.listenAddress.port ?? 0
+        await #expect(throws: (any Error).self) {
+            _ = try await RawHTTPClient.send(
+                port: port, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/callout:Acme/late"),
+                body: nil, timeout: .seconds(5))
+        }
+    }
+
+    @Test func theServiceGroupDrainsOnGracefulShutdown() async throws {
+        let env = try await LocalEnvironment.start(clientIds: ["acme-reader", "acme-admin"])
+        let logs = LogCapture()
+        let config = try ConfigLoader.load(text: OpsHarness.config(env))
+        let logger = logs.logger(level: .debug)
+        let service = try await CalloutProxyService.start(
+            config: config, materials: try CredentialMaterials.load(config), logger: logger)
+        let group = service.serviceGroup(gracefulShutdownSignals: [], logger: logger)
+        let running = Task { try await group.run() }
+        let client = HTTPClient.shared
+
+        env.upstream.setBehavior(.slowHeaders(seconds: 1.0))
+        let inFlight = Task {
+            var request = HTTPClientRequest(url: service.proxyURL + "/callout:Acme/slow")
+            request.headers.add(name: "X-Callout-Permission-Sets", value: "Readers")
+            let response = try await client.execute(request, timeout: .seconds(20))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return Int(response.status.code)
+        }
+        try await Self.waitForUpstream(env.upstream, count: 1)
+        await group.triggerGracefulShutdown()
+        #expect(try await inFlight.value == 200)
+        try await running.value
+        await service.close()
+        await env.shutdown()
+        #expect(logs.text.contains("draining"))
+    }
+}
