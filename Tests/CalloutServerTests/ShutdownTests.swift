@@ -58,8 +58,9 @@ import Testing
         let port = service.listenAddress.port ?? 0
         await #expect(throws: (any Error).self) {
             _ = try await RawHTTPClient.send(
-                port: port, head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/callout:Acme/late"),
-                body: nil, timeout: .seconds(5))
+                to: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+                head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/callout:Acme/late"), body: nil,
+                timeout: .seconds(5))
         }
     }
 
