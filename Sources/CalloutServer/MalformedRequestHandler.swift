@@ -4,18 +4,40 @@ import NIOHTTP1
 
 /// Turns HTTP parse errors (smuggling shapes, oversize heads, bad bytes) into a problem response
 /// and closes the connection. Sits right after the decoder.
-final class MalformedRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// A parse error can come after a request head already went up to the forwarder (a bad chunk
+/// size, or a head whose framing llhttp rejects only once it is complete). The problem is then
+/// this request's only response: anything the forwarder writes afterwards is dropped (its write
+/// fails), so the client never sees two responses. If the forwarder's response has already
+/// begun, no problem can be written and the connection is just closed.
+final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     let maxHeaderBytes: Int
     private var responded = false
+    /// The forwarder wrote a response head whose end has not been written yet.
+    private var responseInProgress = false
 
     init(maxHeaderBytes: Int) { self.maxHeaderBytes = maxHeaderBytes }
 
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !responded else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        switch unwrapOutboundIn(data) {
+        case .head: responseInProgress = true
+        case .end: responseInProgress = false
+        case .body: break
+        }
+        context.write(data, promise: promise)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError, !responded else {
+        guard error is HTTPParserError, !responded, !responseInProgress else {
             context.close(promise: nil)
             return
         }

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+@testable import CalloutCore
+
+/// Inputs the fuzz targets in `Fuzz/` (see `scripts/fuzz.sh`) found or that guard the same
+/// invariants: parsing never traps, joined URLs never leave the base path, formula values never
+/// carry CR, LF or NUL.
+@Suite struct FuzzRegressionTests {
+    static let base = "https://api.example/v2"
+
+    /// The FuzzAddressing harness, as a function.
+    static func address(_ method: String, _ target: String, host: String?) -> String? {
+        guard case .success(let address) = CalloutAddressing.address(method: method, target: target, host: host),
+            case .success(let url) = URLJoin.join(base: base, path: address.path, query: address.query)
+        else { return nil }
+        return url
+    }
+
+    @Test(arguments: [
+        "/callout:Acme/%2e%2e", "/callout:Acme/.%2e/", "/callout:Acme/%252e%252e/x", "/callout:Acme/a/%2e%2e/%2e%2e",
+        "/callout:Acme//..//..", "/callout:Acme/%", "/callout:Acme/%2", "/callout:Acme/%zz/..", "/callout:Acme/%ff%fe",
+        "http://Acme/%2e%2e?x=/../", "http://Acme:/a", "http://Acme:99999999999999999999/a", "/callout:Acme?/..",
+    ])
+    func joinedURLsStayUnderTheBase(target: String) {
+        if let url = Self.address("GET", target, host: nil) {
+            #expect(url == Self.base || url.hasPrefix(Self.base + "/") || url.hasPrefix(Self.base + "?"))
+            let path = url.dropFirst(Self.base.count).prefix { $0 != "?" }
+            #expect(!path.split(separator: "/").contains { $0 == ".." || $0 == "." })
+        }
+    }
+
+    @Test(arguments: ["", "[", "[[", "[proxy]\nlisten = 1", "a = \"\\u0000\"", "[[named_credential]]\nname = 1"])
+    func configTextNeverTraps(text: String) {
+        do {
+            _ = try ConfigLoader.load(text: text)
+        } catch {
+            #expect(!error.issues.isEmpty)
+        }
+    }
+
+    @Test(arguments: ["{!", "{!(", "{!\"", "{!BASE64DECODE(\"DQo=\")}", "{!LEFT(\"a\", -1)}", "{!RIGHT(\"a\", 99999999999999999999)}"])
+    func formulasNeverTrapOrEmitLineBreaks(source: String) {
+        guard let formula = try? Formula(parsing: source) else { return }
+        if let value = try? formula.evaluate(in: FormulaContext()) {
+            #expect(!value.contains("\r") && !value.contains("\n") && !value.contains("\0"))
+        }
+    }
+}
