@@ -36,8 +36,9 @@ if rootExportsCore {
             swiftSettings: [.enableUpcomingFeature("ExistentialAny")]
         ))
 }
+targets.append(.target(name: "FuzzDriver", path: "Sources/FuzzDriver"))
 for name in ["FuzzConfig", "FuzzFormula", "FuzzAddressing"] {
-    targets.append(.executableTarget(name: name, dependencies: [core], path: "Sources/\(name)"))
+    targets.append(.executableTarget(name: name, dependencies: [core, "FuzzDriver"], path: "Sources/\(name)"))
 }
 
 let package = Package(

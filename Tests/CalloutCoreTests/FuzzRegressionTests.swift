@@ -39,7 +39,24 @@ import Testing
         }
     }
 
-    @Test(arguments: ["{!", "{!(", "{!\"", "{!BASE64DECODE(\"DQo=\")}", "{!LEFT(\"a\", -1)}", "{!RIGHT(\"a\", 99999999999999999999)}"])
+    /// FuzzConfig: toml++ asserted (aborting debug builds) on a table header starting with a
+    /// non-ASCII character; first found as `[\x8eroxy]` (invalid UTF-8, read as U+FFFD).
+    @Test(arguments: [
+        "[\u{FFFD}roxy]\nlisten = \"127.0.0.1:0\"\n", "[é]", "[[é]]", "[ é]", "[[ \tproxy]]\n[é]", "\u{FEFF}[é]",
+        "[\u{301}]", "a = 1\r\n[\u{1F600}]\r\n",
+    ])
+    func nonASCIITableHeadersAreReportedNotAsserted(text: String) {
+        do {
+            _ = try ConfigLoader.load(text: text)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.issues.contains { $0.message.contains("table name") })
+        }
+    }
+
+    @Test(arguments: [
+        "{!", "{!(", "{!\"", "{!BASE64DECODE(\"DQo=\")}", "{!LEFT(\"a\", -1)}", "{!RIGHT(\"a\", 99999999999999999999)}",
+    ])
     func formulasNeverTrapOrEmitLineBreaks(source: String) {
         guard let formula = try? Formula(parsing: source) else { return }
         if let value = try? formula.evaluate(in: FormulaContext()) {

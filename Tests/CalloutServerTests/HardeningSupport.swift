@@ -162,7 +162,7 @@ final class CountingListener: Sendable {
 func openFileLimit() -> Int {
     var limit = rlimit()
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
-    return limit.rlim_cur == RLIM_INFINITY ? Int.max : Int(limit.rlim_cur)
+    return limit.rlim_cur > UInt64(Int.max) ? Int.max : Int(limit.rlim_cur)
 }
 
 extension ProxyHarness {
@@ -197,8 +197,13 @@ extension ProxyHarness {
         #expect(!secrets.isEmpty, sourceLocation: sourceLocation)
         let haystacks = [logs.text] + outputs
         for secret in secrets {
-            let hits = haystacks.filter { $0.contains(secret) }.count
-            #expect(hits == 0, "a secret (\(secret.count) characters) appeared in output", sourceLocation: sourceLocation)
+            for (index, haystack) in haystacks.enumerated() {
+                guard let range = haystack.range(of: secret) else { continue }
+                let before = haystack[..<range.lowerBound].suffix(120)
+                Issue.record(
+                    "a secret (\(secret.count) characters) appeared in \(index == 0 ? "the logs" : "output \(index)") after: \(before)",
+                    sourceLocation: sourceLocation)
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import CalloutCore
+import FuzzDriver
 
 private let resolver: IdentityResolver = {
     var settings = ProxySettings()
@@ -42,4 +43,13 @@ public func fuzzAddressing(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     _ = resolver.resolve(peer: [127, 0, 0, 1], headers: headers)
     _ = resolver.resolve(peer: [10, 0, 0, 1], headers: headers)
     return 0
+}
+
+/// The entry point SwiftPM links as `main` (see FuzzDriver.h).
+@_cdecl("FuzzAddressing_main")
+public func fuzzAddressingMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    fuzz_driver_run(argc, argv) { data, size in
+        guard let data else { return 0 }
+        return fuzzAddressing(data, size)
+    }
 }

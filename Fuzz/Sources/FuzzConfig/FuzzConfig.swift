@@ -1,4 +1,5 @@
 import CalloutCore
+import FuzzDriver
 
 /// Any text: `ConfigLoader.load(text:)` either returns a validated configuration or throws a
 /// `ConfigError` with at least one issue; it never traps.
@@ -11,4 +12,13 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(!error.issues.isEmpty, "a ConfigError without issues")
     }
     return 0
+}
+
+/// The entry point SwiftPM links as `main` (see FuzzDriver.h).
+@_cdecl("FuzzConfig_main")
+public func fuzzConfigMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    fuzz_driver_run(argc, argv) { data, size in
+        guard let data else { return 0 }
+        return fuzzConfig(data, size)
+    }
 }

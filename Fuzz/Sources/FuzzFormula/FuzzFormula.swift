@@ -1,5 +1,6 @@
 import CalloutCore
 import Foundation
+import FuzzDriver
 
 private let context = FormulaContext(
     user: ["Department": "Finance", "Email": "ann@example.com", "Blob": "YQ0KWC1JbmplY3RlZDogMQ==", "Empty": ""],
@@ -25,4 +26,13 @@ public func fuzzFormula(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(value.count <= context.maxValueLength, "value longer than the limit")
     }
     return 0
+}
+
+/// The entry point SwiftPM links as `main` (see FuzzDriver.h).
+@_cdecl("FuzzFormula_main")
+public func fuzzFormulaMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    fuzz_driver_run(argc, argv) { data, size in
+        guard let data else { return 0 }
+        return fuzzFormula(data, size)
+    }
 }
