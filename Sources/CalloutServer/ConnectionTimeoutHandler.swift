@@ -1,8 +1,10 @@
 import NIOCore
 import NIOHTTP1
 
-/// Closes connections that take too long to send a request head (slowloris) or sit idle between
-/// keep-alive requests. Sits after the HTTP decoder and sees heads arrive and responses end.
+/// Closes connections that take too long to send a request head (slowloris), stall for
+/// `idleTimeout` while sending a request body (a slow-body variant, which would otherwise hold
+/// the connection and its callout forever), or sit idle between keep-alive requests. Sits after
+/// the HTTP decoder and sees heads and bodies arrive and responses end.
 final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -13,6 +15,8 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     private let idleTimeout: TimeAmount
     private var timer: Scheduled<Void>?
     private var requestsInFlight = 0
+    /// Between a request head and its end: body bytes are expected from the client.
+    private var readingBody = false
 
     init(headTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.headTimeout = headTimeout
@@ -29,10 +33,20 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) {
+        switch unwrapInboundIn(data) {
+        case .head:
             requestsInFlight += 1
-            timer?.cancel()
-            timer = nil
+            readingBody = true
+            arm(context, idleTimeout)
+        case .body:
+            if readingBody { arm(context, idleTimeout) }
+        case .end:
+            readingBody = false
+            // The response may already have ended (and armed the idle timer).
+            if requestsInFlight > 0 {
+                timer?.cancel()
+                timer = nil
+            }
         }
         context.fireChannelRead(data)
     }

@@ -28,6 +28,15 @@ public enum ConfigLoader {
     public static func load(text: String, file: String = "<memory>", baseDirectory: String = ".")
         throws(ConfigError) -> ProxyConfig
     {
+        if let line = invalidTableHeaderLine(text) {
+            throw ConfigError(issues: [
+                ConfigIssue(
+                    file: file, line: line, keyPath: "",
+                    message:
+                        "TOML syntax error: a table header must start with a bare key (A-Z a-z 0-9 _ -) or a quoted key"
+                )
+            ])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -51,5 +60,32 @@ public enum ConfigLoader {
         }
         config.sourceLines = report.index.lines
         return config
+    }
+
+    /// The line of a table header (`[x]`, `[[x]]`) whose first key does not start with a bare
+    /// key character (A-Z a-z 0-9 _ -), a quote or the closing `]`: `[é]`, `[[[x]]]`, `[=]`, a
+    /// lone `[`. Such a header is invalid TOML, but toml++ inside TOMLKit asserts on it instead
+    /// of reporting it, aborting any build with assertions on; so it is reported here, before
+    /// parsing. Line-based: a line inside a multi-line string or array that looks like such a
+    /// header is reported too (no valid configuration has one).
+    static func invalidTableHeaderLine(_ text: String) -> Int? {
+        var line = 1
+        var scalars = text.unicodeScalars[...]
+        while !scalars.isEmpty {
+            let end = scalars.firstIndex(of: "\n") ?? scalars.endIndex
+            var rest = scalars[..<end].drop { $0 == " " || $0 == "\t" || $0 == "\u{FEFF}" }
+            if rest.first == "[" {
+                rest = rest.dropFirst()
+                if rest.first == "[" { rest = rest.dropFirst() }
+                rest = rest.drop { $0 == " " || $0 == "\t" }
+                guard let first = rest.first, first.isASCII,
+                    first.properties.isAlphabetic || ("0"..."9").contains(first)
+                        || "_-\"']".unicodeScalars.contains(first)
+                else { return line }
+            }
+            scalars = end == scalars.endIndex ? scalars[end...] : scalars[scalars.index(after: end)...]
+            line += 1
+        }
+        return nil
     }
 }
