@@ -13,14 +13,6 @@ targets=("$@")
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz="$root/Fuzz"
 
-# The root package has no library products yet: refresh the plain copy of CalloutCore that
-# Fuzz/Package.swift compiles (see the comment there). Skipped once the product exists.
-if ! grep -q '.library(name: "CalloutCore"' "$root/Package.swift"; then
-    rm -rf "$fuzz/Mirror/CalloutCore"
-    mkdir -p "$fuzz/Mirror"
-    cp -R "$root/Sources/CalloutCore" "$fuzz/Mirror/CalloutCore"
-fi
-
 cd "$fuzz"
 swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 bin="$(swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library --show-bin-path)"

@@ -46,7 +46,8 @@ final class MalformedRequestHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         responded = true
         let problem: Problem =
-            parseError == .headerOverflow ? .headersTooLarge(limit: maxHeaderBytes) : .badRequest("malformed HTTP request")
+            parseError == .headerOverflow
+            ? .headersTooLarge(limit: maxHeaderBytes) : .badRequest("malformed HTTP request")
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: Problem.contentType)
         headers.add(name: "Content-Length", value: String(problem.json.utf8.count))
