@@ -53,26 +53,12 @@ struct OpsHarness {
                 configuration: .init(redirectConfiguration: .disallow, decompression: .disabled))
             let harness = OpsHarness(
                 env: env, service: service, client: client, logs: logs, configPath: path, transcript: Transcript())
-            let running = Task { try await service.run() }
-            do {
-                try await body(harness)
-            } catch {
-                await harness.stop(running)
-                throw error
-            }
-            await harness.stop(running)
+            try await serving(service, client: client) { try await body(harness) }
         } catch {
             await env.shutdown()
             throw error
         }
         await env.shutdown()
-    }
-
-    private func stop(_ running: Task<Void, any Error>) async {
-        try? await client.shutdown()
-        service.beginShutdown()
-        _ = try? await running.value
-        await service.close()
     }
 
     /// Replaces the configuration file (the next reload reads it).

@@ -95,26 +95,12 @@ struct ProxyHarness {
                 eventLoopGroupProvider: .singleton,
                 configuration: .init(redirectConfiguration: .disallow, decompression: .disabled))
             let harness = ProxyHarness(env: env, service: service, config: config, direct: direct, logs: logs)
-            let running = Task { try await service.run() }
-            do {
-                try await body(harness)
-            } catch {
-                await harness.stop(running)
-                throw error
-            }
-            await harness.stop(running)
+            try await serving(service, client: direct) { try await body(harness) }
         } catch {
             await env.shutdown()
             throw error
         }
         await env.shutdown()
-    }
-
-    private func stop(_ running: Task<Void, any Error>) async {
-        try? await direct.shutdown()
-        service.beginShutdown()
-        _ = try? await running.value
-        await service.close()
     }
 
     struct Response {
@@ -182,6 +168,25 @@ struct ProxyHarness {
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
+}
+
+/// Runs `service` while `body` runs; then, whatever `body` did, shuts `client` down, drains the
+/// service and closes its upstream client.
+func serving(_ service: CalloutProxyService, client: HTTPClient, _ body: () async throws -> Void) async throws {
+    let running = Task { try await service.run() }
+    func stop() async {
+        try? await client.shutdown()
+        service.beginShutdown()
+        _ = try? await running.value
+        await service.close()
+    }
+    do {
+        try await body()
+    } catch {
+        await stop()
+        throw error
+    }
+    await stop()
 }
 
 /// Collects every log line (all levels) so tests can search them for secrets.
