@@ -235,8 +235,8 @@ import Testing
             // Warm the token and the upstream pool, then measure.
             #expect(try await h.viaProxy(.GET, "http://Acme/warm", headers: [Self.readers]).status == 200)
             let before = residentBytes()
-            let total = 500
-            let batch = 25
+            let total = 10_000
+            let batch = 50
             for start in stride(from: 0, to: total, by: batch) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for i in start..<min(start + batch, total) {
@@ -244,7 +244,8 @@ import Testing
                             let c = try await RawConnection.open(port: h.proxyPort)
                             defer { c.close() }
                             let head = "X-Callout-Permission-Sets: Readers\r\nHost: proxy\r\n"
-                            switch i % 3 {
+                            // Every 50th a streamed body past the replay buffer; the rest alternate.
+                            switch i % 50 == 1 ? 1 : (i % 2 == 0 ? 0 : 2) {
                             case 0:
                                 // Mid-request: the body never finishes.
                                 try await c.write(
