@@ -338,4 +338,44 @@ import Testing
             #expect(await poll(timeout: .seconds(20)) { h.service.proxy.openConnections == 0 })
         }
     }
+
+    /// The issue's full count: 10,000 idle connections, held by another process so that the two
+    /// ends do not share this process's file descriptors.
+    @Test func tenThousandIdleConnectionsFromAnotherProcessStayWithinTheLimit() async throws {
+        let count = 10_000
+        guard openFileLimit() >= count + 1_024 else {
+            print("skipped: ulimit -n is \(openFileLimit()), needs \(count + 1_024)")
+            return
+        }
+        try await Self.withFaultHarness(headerReadTimeout: 120, proxySettings: "max_connections = \(count)") { h in
+            let holder = Process()
+            holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            holder.arguments = [
+                "python3", "-c",
+                """
+                import socket, sys
+                n, port = int(sys.argv[1]), int(sys.argv[2])
+                held = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+                sys.stdin.read()
+                """,
+                String(count), String(h.proxyPort),
+            ]
+            let input = Pipe()
+            holder.standardInput = input
+            holder.standardOutput = FileHandle.nullDevice
+            holder.standardError = FileHandle.nullDevice
+            try holder.run()
+            defer { if holder.isRunning { holder.terminate() } }
+            let allOpen = await poll(timeout: .seconds(90)) { h.service.proxy.openConnections == count }
+            #expect(allOpen, "\(h.service.proxy.openConnections) of \(count) accepted")
+            // One more is closed at once.
+            let extra = try await RawConnection.open(port: h.proxyPort)
+            #expect(await extra.waitForClose(timeout: .seconds(10)), "connection beyond max_connections stays open")
+            // The holder lets go: every connection is released.
+            try input.fileHandleForWriting.close()
+            #expect(await poll(timeout: .seconds(60)) { h.service.proxy.openConnections == 0 })
+            // And the proxy still serves.
+            #expect(try await h.viaProxy(.GET, "http://Acme/after", headers: [Self.readers]).status == 200)
+        }
+    }
 }
