@@ -1,3 +1,4 @@
+import CalloutCore
 import CalloutTokens
 import Logging
 import NIOCore
@@ -79,8 +80,7 @@ public final class EchoUpstream: Sendable {
 
     /// `https://127.0.0.1:<port>` (or `http://` without TLS).
     public var baseURL: String {
-        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        return "\(configuration.tls == nil ? "http" : "https")://\(host):\(port)"
+        "\(configuration.tls == nil ? "http" : "https")://\(HostPort(host: configuration.host, port: port))"
     }
 
     /// The current behaviour (a sequence shows what is left of it).

@@ -1,3 +1,4 @@
+import CalloutCore
 import CalloutTokens
 import Logging
 import NIOCore
@@ -90,8 +91,7 @@ public final class DevelopmentIdentityProvider: Sendable {
 
     /// `https://127.0.0.1:<port>` (or `http://` without TLS).
     public var baseURL: String {
-        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        return "\(configuration.tls == nil ? "http" : "https")://\(host):\(port)"
+        "\(configuration.tls == nil ? "http" : "https")://\(HostPort(host: configuration.host, port: port))"
     }
 
     /// The token endpoint URL; also the audience assertions must carry.
