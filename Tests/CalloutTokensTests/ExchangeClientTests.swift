@@ -155,3 +155,18 @@ import Testing
         }
     }
 }
+
+@Suite struct ExpiredOnArrivalTests {
+    @Test func aTokenWhoseLifetimeElapsedDuringTheExchangeIsRefused() async throws {
+        try await IdentityProviderFixture.with(expiresIn: 1) { fixture in
+            fixture.provider.setFault(.slow(seconds: 1.2))
+            let request = fixture.request()
+            await #expect {
+                _ = try await fixture.client().fetchToken(request)
+            } throws: { error in
+                guard let e = error as? TokenExchangeError, case .malformedResponse(let why) = e else { return false }
+                return e.code == "token_exchange_failed" && why.contains("expired before it arrived")
+            }
+        }
+    }
+}

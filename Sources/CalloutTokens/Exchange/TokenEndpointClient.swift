@@ -106,6 +106,13 @@ public struct TokenEndpointClient: Sendable {
         logger[metadataKey: "jti"] = request.assertionID.map { .string($0) }
         do {
             let response = try await exchange(request)
+            // A token whose whole lifetime went by during the exchange is never handed out.
+            let elapsed = milliseconds(since: started)
+            if elapsed >= Int64(response.expiresIn) * 1000 {
+                throw TokenExchangeError.malformedResponse(
+                    "the token expired before it arrived (expires_in \(response.expiresIn) s, exchange took \(elapsed) ms)"
+                )
+            }
             report(request, "success", since: started)
             logger.info(
                 "token fetched",
