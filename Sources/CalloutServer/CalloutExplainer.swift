@@ -76,21 +76,17 @@ public enum CalloutExplainer {
         let context = FormulaContext(
             user: id.user,
             credentials: [
-                routed.credential.name: [
-                    "Name": routed.credential.name, "ClientId": routed.principal.clientId,
-                    "PrincipalName": routed.principal.name, "AccessToken": "<redacted>",
-                    "AuthorizationHeaderValue": "Bearer <redacted>",
-                ]
+                routed.credential.name: routed.credential.formulaParameters(
+                    principal: routed.principal, accessToken: "<redacted>")
             ], allowSecrets: true, namedCredentialName: named.name, namedCredentialURL: named.url.absoluteString)
         var evaluated: [(String, String)] = []
-        for h in custom {
+        for (h, _) in custom {
             let value = (try? h.value.evaluate(in: context)) ?? "<formula fails: \(h.value.source)>"
             evaluated.append((h.name, value))
         }
-        let host = named.url.port.map { "\(named.url.host ?? ""):\($0)" } ?? (named.url.host ?? "")
         let outbound = OutboundHeaders.build(
             incoming: headers, isIdentityHeader: snapshot.identity.isIdentityHeader, customHeaders: evaluated,
-            authorization: named.generateAuthorizationHeader ? "Bearer <redacted>" : nil, host: host,
+            authorization: named.generateAuthorizationHeader ? "Bearer <redacted>" : nil, host: named.hostHeader,
             via: "1.1 callout-proxy")
         for (name, value) in outbound {
             lines.append(

@@ -300,15 +300,8 @@ struct CalloutPlan: Sendable {
     }
 
     func formulaContext(token: IssuedToken?, allowSecrets: Bool) -> FormulaContext {
-        var parameters: [String: String] = [
-            "Name": credential.name, "Label": credential.label, "ClientId": principal.clientId,
-            "PrincipalName": principal.name, "IdentityProviderUrl": credential.identityProviderURL.absoluteString,
-        ]
-        if let token {
-            parameters["AccessToken"] = token.accessToken
-            parameters["AuthorizationHeaderValue"] = token.authorizationValue
-            parameters["TokenType"] = token.tokenType
-        }
+        let parameters = credential.formulaParameters(
+            principal: principal, accessToken: token?.accessToken, tokenType: token?.tokenType ?? "Bearer")
         return FormulaContext(
             user: identity.user, credentials: [credential.name: parameters], allowSecrets: allowSecrets,
             namedCredentialName: named.name, namedCredentialURL: named.url.absoluteString,
@@ -335,21 +328,14 @@ struct CalloutPlan: Sendable {
         var custom: [(String, String)] = []
         let secretsContext = formulaContext(token: token, allowSecrets: named.allowFormulasInHeaders)
         let plainContext = formulaContext(token: token, allowSecrets: false)
-        let namedNames = Set(named.customHeaders.map { $0.name.lowercased() })
-        for h in named.customHeaders {
-            custom.append(
-                (
-                    h.name,
-                    try evaluate(h.value, secretsContext, "named_credential \(named.name) custom_header \(h.name)")
-                ))
-        }
-        for h in credential.customHeaders where !namedNames.contains(h.name.lowercased()) {
-            custom.append(
-                (
-                    h.name,
-                    try evaluate(
-                        h.value, plainContext, "external_credential \(credential.name) custom_header \(h.name)")
-                ))
+        for (h, fromNamed) in OutboundHeaders.customHeaderOrder(
+            named: named.customHeaders, external: credential.customHeaders)
+        {
+            let location =
+                fromNamed
+                ? "named_credential \(named.name) custom_header \(h.name)"
+                : "external_credential \(credential.name) custom_header \(h.name)"
+            custom.append((h.name, try evaluate(h.value, fromNamed ? secretsContext : plainContext, location)))
         }
         var incoming = self.incoming
         if named.allowFormulasInHeaders {
@@ -363,10 +349,9 @@ struct CalloutPlan: Sendable {
             }
         }
         let authorization = named.generateAuthorizationHeader ? token?.authorizationValue : nil
-        let host = named.url.port.map { "\(named.url.host ?? ""):\($0)" } ?? (named.url.host ?? "")
         let headers = OutboundHeaders.build(
             incoming: incoming, isIdentityHeader: isIdentityHeader, customHeaders: custom, authorization: authorization,
-            host: host, via: CalloutForwarder.via)
+            host: named.hostHeader, via: CalloutForwarder.via)
         var request = HTTPClientRequest(url: targetURL)
         request.method = head.method
         request.headers = HTTPHeaders(headers)

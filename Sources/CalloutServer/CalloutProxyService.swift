@@ -38,7 +38,7 @@ public final class CalloutProxyService: Sendable {
         let runtime = try RuntimeConfiguration(config, materials: materials)
         let settings = config.proxy
         let readiness = Readiness()
-        let httpClient = try UpstreamClient.make(settings: settings, eventLoopGroup: group)
+        let httpClient = UpstreamClient.make(settings: settings, materials: materials, eventLoopGroup: group)
         do {
             let cache = TokenCache(
                 settings: TokenCacheSettings(

@@ -23,11 +23,8 @@ public final class RuntimeConfiguration: Sendable {
             self.generation = generation
             var tls: [String: TLSConfiguration] = [:]
             for named in config.namedCredentials {
-                guard let name = named.clientCertificate, let identity = materials.tlsIdentity(name) else { continue }
-                var t = try UpstreamClient.tlsConfiguration(settings: config.proxy)
-                t.certificateChain = identity.certificateChain.map { .certificate($0) }
-                t.privateKey = .privateKey(identity.privateKey)
-                tls[named.name.lowercased()] = t
+                guard let name = named.clientCertificate, materials.tlsIdentity(name) != nil else { continue }
+                tls[named.name.lowercased()] = materials.tlsConfiguration(clientCertificate: name)
             }
             self.upstreamTLS = tls
         }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CalloutCore
+import CalloutTokens
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -7,10 +8,12 @@ import NIOSSL
 /// Builds the AsyncHTTPClient used for upstreams and identity providers.
 public enum UpstreamClient {
     /// Pooled, HTTP/2 where offered, no redirects (3xx go back to the caller as they are), no
-    /// decompression, trust roots = system + `ca_file`.
-    public static func make(settings: ProxySettings, eventLoopGroup: any EventLoopGroup) throws -> HTTPClient {
+    /// decompression, trust roots = system + `ca_file` (from `materials`).
+    public static func make(
+        settings: ProxySettings, materials: CredentialMaterials, eventLoopGroup: any EventLoopGroup
+    ) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
-            tlsConfiguration: try tlsConfiguration(settings: settings),
+            tlsConfiguration: materials.tlsConfiguration(),
             redirectConfiguration: .disallow,
             timeout: .init(
                 connect: .seconds(Int64(settings.connectTimeoutSeconds)),
@@ -23,15 +26,6 @@ public enum UpstreamClient {
             decompression: .disabled)
         configuration.httpVersion = .automatic
         return HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration)
-    }
-
-    public static func tlsConfiguration(settings: ProxySettings) throws -> TLSConfiguration {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        if let ca = settings.caFile {
-            tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(ca))]
-        }
-        return tls
     }
 
     /// A caller-safe description of a failure to reach an upstream: never a header or body.

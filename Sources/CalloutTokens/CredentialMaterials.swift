@@ -16,12 +16,32 @@ public struct CredentialMaterials: Sendable {
     /// By certificate name, lower-cased; only certificates used for mTLS.
     public let tlsIdentities: [String: TLSIdentity]
 
+    /// The certificates of `ca_file`, added to the system's trust roots.
+    public let additionalTrustRoots: [NIOSSLCertificate]
+
     public func signingMaterial(_ certificate: String) -> SigningMaterial? { signing[certificate.lowercased()] }
     public func tlsIdentity(_ certificate: String) -> TLSIdentity? { tlsIdentities[certificate.lowercased()] }
 
-    public init(signing: [String: SigningMaterial] = [:], tlsIdentities: [String: TLSIdentity] = [:]) {
+    public init(
+        signing: [String: SigningMaterial] = [:], tlsIdentities: [String: TLSIdentity] = [:],
+        additionalTrustRoots: [NIOSSLCertificate] = []
+    ) {
         self.signing = signing
         self.tlsIdentities = tlsIdentities
+        self.additionalTrustRoots = additionalTrustRoots
+    }
+
+    /// Client TLS towards upstreams and identity providers: TLS 1.2 or later, the system's trust
+    /// roots plus `ca_file`, and the named certificate as the client identity when given.
+    public func tlsConfiguration(clientCertificate: String? = nil) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if !additionalTrustRoots.isEmpty { tls.additionalTrustRoots = [.certificates(additionalTrustRoots)] }
+        if let name = clientCertificate, let identity = tlsIdentity(name) {
+            tls.certificateChain = identity.certificateChain.map { .certificate($0) }
+            tls.privateKey = .privateKey(identity.privateKey)
+        }
+        return tls
     }
 
     public static func load(
@@ -86,13 +106,14 @@ public struct CredentialMaterials: Sendable {
                     ))
             }
         }
+        var roots: [NIOSSLCertificate] = []
         if let ca = config.proxy.caFile {
-            do { _ = try NIOSSLCertificate.fromPEMFile(ca) } catch {
+            do { roots = try NIOSSLCertificate.fromPEMFile(ca) } catch {
                 issues.append(config.issue("proxy.ca_file", "cannot read PEM certificates from '\(ca)'"))
             }
         }
         if !issues.isEmpty { throw ConfigError(issues: issues) }
-        return CredentialMaterials(signing: signing, tlsIdentities: tls)
+        return CredentialMaterials(signing: signing, tlsIdentities: tls, additionalTrustRoots: roots)
     }
 
     private static func keyPath(for error: KeyLoadError, certificateFile: String?) -> String {

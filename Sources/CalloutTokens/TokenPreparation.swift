@@ -39,13 +39,7 @@ public struct TokenPreparation: Sendable {
         let credential = demand.credential
         let context = FormulaContext(
             user: demand.identity.user,
-            credentials: [
-                credential.name: [
-                    "Name": credential.name, "Label": credential.label, "ClientId": demand.principal.clientId,
-                    "PrincipalName": demand.principal.name,
-                    "IdentityProviderUrl": credential.identityProviderURL.absoluteString,
-                ]
-            ],
+            credentials: [credential.name: credential.formulaParameters(principal: demand.principal)],
             allowSecrets: false, namedCredentialName: demand.namedCredential?.name,
             namedCredentialURL: demand.namedCredential?.url.absoluteString, now: now, uuid: uuid,
             maxValueLength: settings().maxFormulaValueLength)

@@ -40,15 +40,15 @@ public final class TokenService: TokenSource {
             }
             return IssuedToken(
                 accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: fetchedHere.value,
-                expiresIn: Int(token.lifetime))
+                expiresIn: Int(token.lifetime), cacheKey: prepared.key)
         } catch let error as any TokenAcquisitionError {
             throw Self.problem(error, demand: demand)
         }
     }
 
     public func invalidate(_ token: IssuedToken, for demand: TokenDemand) async {
-        guard let prepared = try? prepare(demand) else { return }
-        cache.invalidate(prepared.key, ifTokenID: token.tokenID)
+        guard let key = token.cacheKey ?? (try? prepare(demand))?.key else { return }
+        cache.invalidate(key, ifTokenID: token.tokenID)
     }
 
     /// Fetches a new token for `demand` now, replacing the cached one (admin refresh, CLI).
@@ -63,16 +63,9 @@ public final class TokenService: TokenSource {
 
     private func fetch(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws -> TokenResponse {
         let (jwt, jti) = try preparation.assertion(for: demand, prepared: prepared)
-        var tls: TLSConfiguration? = nil
-        if let name = demand.credential.identityProviderClientCertificate, let identity = materials().tlsIdentity(name)
-        {
-            var t = TLSConfiguration.makeClientConfiguration()
-            if let ca = settings().caFile, let roots = try? NIOSSLCertificate.fromPEMFile(ca) {
-                t.additionalTrustRoots = [.certificates(roots)]
-            }
-            t.certificateChain = identity.certificateChain.map { .certificate($0) }
-            t.privateKey = .privateKey(identity.privateKey)
-            tls = t
+        // Only an identity provider that wants a client certificate needs TLS of its own.
+        let tls = demand.credential.identityProviderClientCertificate.map {
+            materials().tlsConfiguration(clientCertificate: $0)
         }
         return try await client.fetchToken(
             TokenRequest(

@@ -29,8 +29,14 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
     public var fetched: Bool
     /// Seconds until the cache stops serving it.
     public var expiresIn: Int
+    /// The cache entry it came from, so an invalidation need not evaluate the formulas again.
+    public var cacheKey: TokenCacheKey?
 
-    public init(accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int) {
+    public init(
+        accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int,
+        cacheKey: TokenCacheKey? = nil
+    ) {
+        self.cacheKey = cacheKey
         self.accessToken = accessToken
         self.tokenType = tokenType
         self.tokenID = tokenID

@@ -80,8 +80,8 @@ struct TokenCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         let (config, materials) = try loadOrExit(options.path)
         let demand = try selection.demand(in: config)
-        let client = try UpstreamClient.make(
-            settings: config.proxy, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let client = UpstreamClient.make(
+            settings: config.proxy, materials: materials, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let service = TokenService(
             cache: TokenCache(), client: TokenEndpointClient(httpClient: client, logger: logger),
             materials: { materials }, settings: { config.proxy }, logger: logger)

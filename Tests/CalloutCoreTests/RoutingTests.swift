@@ -277,7 +277,8 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
             CustomHeaderConfig(name: "C", value: try f("e2"), sequenceNumber: 2),
         ]
         let merged = OutboundHeaders.customHeaderOrder(named: named, external: external)
-        #expect(merged.map(\.name) == ["X", "B", "C"])
+        #expect(merged.map(\.header.name) == ["X", "B", "C"])
+        #expect(merged.map(\.fromNamedCredential) == [true, true, false])
     }
 }
 

@@ -229,6 +229,23 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
         self.identityProviderClientCertificate = identityProviderClientCertificate
     }
 
+    /// What `$Credential.<Name>.<Parameter>` reads for `principal`. The token parameters
+    /// (`AccessToken`, `AuthorizationHeaderValue`, `TokenType`) are present only with a token.
+    public func formulaParameters(principal: PrincipalConfig, accessToken: String? = nil, tokenType: String = "Bearer")
+        -> [String: String]
+    {
+        var parameters = [
+            "Name": name, "Label": label, "ClientId": principal.clientId, "PrincipalName": principal.name,
+            "IdentityProviderUrl": identityProviderURL.absoluteString,
+        ]
+        if let accessToken {
+            parameters["AccessToken"] = accessToken
+            parameters["AuthorizationHeaderValue"] = "\(tokenType) \(accessToken)"
+            parameters["TokenType"] = tokenType
+        }
+        return parameters
+    }
+
     /// 401 plus the additional codes: the statuses that trigger a refresh and one retry.
     public func isRefreshStatus(_ status: Int) -> Bool {
         status == 401 || additionalRefreshStatusCodes.contains(status)
@@ -283,6 +300,12 @@ public struct NamedCredentialConfig: Sendable, Equatable {
         self.allowFormulasInBody = allowFormulasInBody
         self.clientCertificate = clientCertificate
         self.customHeaders = customHeaders
+    }
+
+    /// The `Host` header for the endpoint: host, and port when the URL names one.
+    public var hostHeader: String {
+        let host = url.host ?? ""
+        return url.port.map { "\(host):\($0)" } ?? host
     }
 }
 

@@ -23,8 +23,14 @@ public enum PrincipalResolver {
     public static func choose(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> Result<
         PrincipalConfig, Failure
     > {
-        let qualified = candidates(credential, for: identity)
-        if let requested = identity.requestedPrincipal, !requested.isEmpty {
+        choose(among: candidates(credential, for: identity), requested: identity.requestedPrincipal)
+    }
+
+    /// The choice among `qualified` (lowest sequence first), honouring a requested principal.
+    public static func choose(among qualified: [PrincipalConfig], requested: String?) -> Result<
+        PrincipalConfig, Failure
+    > {
+        if let requested, !requested.isEmpty {
             guard let match = qualified.first(where: { $0.name.caseInsensitiveEquals(requested) }) else {
                 return .failure(.requestedPrincipalNotAllowed(requested))
             }

@@ -53,7 +53,7 @@ public enum CalloutRouter {
         case .failure(.badIdentityHeader(let why)): return .failure(.badRequest(why, alias: named.name))
         }
         let candidates = PrincipalResolver.candidates(credential, for: identity)
-        switch PrincipalResolver.choose(credential, for: identity) {
+        switch PrincipalResolver.choose(among: candidates, requested: identity.requestedPrincipal) {
         case .success(let principal):
             return .success(
                 RoutedCallout(

@@ -46,14 +46,15 @@ public enum OutboundHeaders {
 
     /// Merges the named credential's and the external credential's custom headers: named first,
     /// each in sequence order; a named-credential header hides an external one of the same name.
+    /// Each entry says whether it came from the named credential (whose formulas may read the
+    /// token when it allows formulas in headers).
     public static func customHeaderOrder(named: [CustomHeaderConfig], external: [CustomHeaderConfig])
-        -> [CustomHeaderConfig]
+        -> [(header: CustomHeaderConfig, fromNamedCredential: Bool)]
     {
         let namedNames = Set(named.map { $0.name.lowercased() })
-        return named.sorted { $0.sequenceNumber < $1.sequenceNumber }
-            + external.filter { !namedNames.contains($0.name.lowercased()) }.sorted {
-                $0.sequenceNumber < $1.sequenceNumber
-            }
+        return named.sorted { $0.sequenceNumber < $1.sequenceNumber }.map { ($0, true) }
+            + external.filter { !namedNames.contains($0.name.lowercased()) }
+            .sorted { $0.sequenceNumber < $1.sequenceNumber }.map { ($0, false) }
     }
 
     /// Response headers not to pass back to the caller.
