@@ -124,7 +124,7 @@ public struct Problem: Error, Sendable, Equatable {
             namedCredential: alias)
     }
 
-    public static func formulaFailed(_ alias: String, location: String, message: String) -> Problem {
+    public static func formulaFailed(_ alias: String?, location: String, message: String) -> Problem {
         Problem(
             status: 400, code: "formula_failed", title: "Formula evaluation failed", detail: "\(location): \(message)",
             namedCredential: alias)

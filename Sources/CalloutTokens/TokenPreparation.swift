@@ -45,10 +45,9 @@ public struct TokenPreparation: Sendable {
             maxValueLength: settings().maxFormulaValueLength)
         func evaluate(_ f: Formula, _ location: String) throws -> String {
             do { return try f.evaluate(in: context) } catch {
-                throw Problem(
-                    status: 400, code: "formula_failed", title: "Formula evaluation failed",
-                    detail: "external_credential \(credential.name) \(location): \(error.description)",
-                    namedCredential: demand.namedCredential?.name)
+                throw Problem.formulaFailed(
+                    demand.namedCredential?.name, location: "external_credential \(credential.name) \(location)",
+                    message: error.description)
             }
         }
         let scope = try credential.scope.map { try evaluate($0, "scope") }.flatMap { $0.isEmpty ? nil : $0 }
