@@ -64,7 +64,7 @@ public final class CalloutProxyService: Sendable {
                 MetricsObserver(metrics: metrics, configuration: runtime),
             ]
             let proxy = ProxyServer(
-                configuration: runtime, tokens: tokens, httpClient: httpClient, group: group, logger: logger,
+                configuration: runtime, tokens: tokens, group: group, logger: logger,
                 observer: CompositeObserver(observers: observers))
             let reloader = ConfigReloader(
                 source: source, runtime: runtime, cache: cache, metrics: metrics, logger: logger)

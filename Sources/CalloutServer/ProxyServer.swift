@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import CalloutCore
 import CalloutTokens
 import Logging
@@ -10,20 +9,21 @@ import NIOPosix
 /// The data-plane listener: accepts connections and serves callouts until shut down.
 public final class ProxyServer: Sendable {
     public let configuration: RuntimeConfiguration
-    private let forwarder: CalloutForwarder
+    private let services: CalloutServices
     private let group: any EventLoopGroup
     private let logger: Logger
     private let limiter: ConnectionLimiter
     private let registry = ConnectionRegistry()
+    private let pools: UpstreamPools
     private let state = NIOLockedValueBox(State())
 
     private struct State {
-        var serverChannel: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>?
+        var serverChannel: (any Channel)?
         var shuttingDown = false
     }
 
     public init(
-        configuration: RuntimeConfiguration, tokens: any TokenSource, httpClient: HTTPClient,
+        configuration: RuntimeConfiguration, tokens: any TokenSource,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
         observer: (any CalloutObserver)? = nil
     ) {
@@ -31,8 +31,10 @@ public final class ProxyServer: Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
-        self.forwarder = CalloutForwarder(
-            configuration: configuration, tokens: tokens, httpClient: httpClient, logger: logger, observer: observer)
+        self.pools = UpstreamPools(loopCount: Array(group.makeIterator()).count)
+        self.services = CalloutServices(
+            configuration: configuration, tokens: tokens, logger: logger, observer: observer, registry: registry,
+            pools: pools)
         self.limiter = ConnectionLimiter(
             limit: { configuration.current.config.proxy.maxConnections }, onRejected: { observer.connectionRejected() })
     }
@@ -40,11 +42,15 @@ public final class ProxyServer: Sendable {
     /// Open client connections right now.
     public var openConnections: Int { limiter.open.load(ordering: .relaxed) }
 
+    /// Open upstream connections right now (idle in the pool or serving a callout).
+    public func openUpstreamConnections() async -> Int { await pools.openConnections() }
+
     /// Binds the listener and returns its address (port 0 in the config gives a free port).
     @discardableResult
     public func bind() async throws -> SocketAddress {
         let settings = configuration.current.config.proxy
         let limiter = self.limiter
+        let services = self.services
         let limits = {
             var l = NIOHTTPDecoderLimitConfiguration()
             l.maxHeaderListSize = settings.maxHeaderBytes
@@ -59,7 +65,7 @@ public final class ProxyServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
-            .bind(host: settings.listen.host, port: settings.listen.port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard limiter.admit(channel) else {
                         channel.close(promise: nil)
@@ -71,13 +77,12 @@ public final class ProxyServer: Sendable {
                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try sync.addHandler(MalformedRequestHandler(maxHeaderBytes: settings.maxHeaderBytes))
                     try sync.addHandler(ConnectionTimeoutHandler(headTimeout: headTimeout, idleTimeout: idleTimeout))
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16)))
+                    try sync.addHandler(CalloutHandler(services: services))
                 }
             }
+            .bind(host: settings.listen.host, port: settings.listen.port).get()
         state.withLockedValue { $0.serverChannel = channel }
-        guard let address = channel.channel.localAddress else { throw ChannelError.unknownLocalAddress }
+        guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
         logger.debug("listening", metadata: ["address": "\(address)"])
         return address
     }
@@ -87,21 +92,12 @@ public final class ProxyServer: Sendable {
         guard let serverChannel = state.withLockedValue({ $0.serverChannel }) else {
             throw ChannelError.inappropriateOperationForState
         }
-        let forwarder = self.forwarder
-        let registry = self.registry
-        try await withThrowingDiscardingTaskGroup { group in
-            try await serverChannel.executeThenClose { inbound in
-                do {
-                    for try await connection in inbound {
-                        group.addTask {
-                            await HTTPConnection(channel: connection, forwarder: forwarder, registry: registry).run()
-                        }
-                    }
-                } catch {
-                    // Accept errors end the loop; connections already accepted finish.
-                }
-            }
+        try? await serverChannel.closeFuture.get()
+        // Connections drain (see shutdown()); the last one to close ends the wait.
+        while registry.count > 0 {
+            try? await Task.sleep(for: .milliseconds(20))
         }
+        pools.closeAll()
     }
 
     /// Stops accepting; idle connections close now, busy ones after their current callout, and
@@ -109,7 +105,7 @@ public final class ProxyServer: Sendable {
     public func shutdown() {
         let channel = state.withLockedValue { s -> (any Channel)? in
             s.shuttingDown = true
-            return s.serverChannel?.channel
+            return s.serverChannel
         }
         channel?.close(promise: nil)
         registry.drain()

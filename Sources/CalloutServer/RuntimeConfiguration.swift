@@ -1,6 +1,7 @@
 import CalloutCore
 import CalloutTokens
 import NIOConcurrencyHelpers
+import Foundation
 import NIOSSL
 
 /// The configuration requests are served with, swapped atomically on reload: a request keeps
@@ -13,20 +14,29 @@ public final class RuntimeConfiguration: Sendable {
         public let materials: CredentialMaterials
         public let identity: IdentityResolver
         public let generation: Int
-        /// TLS settings per named credential (lower-cased name) that presents a client certificate.
-        let upstreamTLS: [String: TLSConfiguration]
+        /// Where each named credential's requests go (lower-cased name), TLS contexts built once
+        /// per configuration.
+        let upstreams: [String: UpstreamTarget]
 
         public init(config: ProxyConfig, materials: CredentialMaterials, generation: Int) throws {
             self.config = config
             self.materials = materials
             self.identity = IdentityResolver(settings: config.proxy, callers: config.callers)
             self.generation = generation
-            var tls: [String: TLSConfiguration] = [:]
+            let shared = try NIOSSLContext(configuration: materials.tlsConfiguration())
+            var upstreams: [String: UpstreamTarget] = [:]
             for named in config.namedCredentials {
-                guard let name = named.clientCertificate, materials.tlsIdentity(name) != nil else { continue }
-                tls[named.name.lowercased()] = materials.tlsConfiguration(clientCertificate: name)
+                var tls: NIOSSLContext? = nil
+                if named.url.scheme?.lowercased() == "https" {
+                    if let name = named.clientCertificate, materials.tlsIdentity(name) != nil {
+                        tls = try NIOSSLContext(configuration: materials.tlsConfiguration(clientCertificate: name))
+                    } else {
+                        tls = shared
+                    }
+                }
+                upstreams[named.name.lowercased()] = UpstreamTarget(url: named.url, tls: tls)
             }
-            self.upstreamTLS = tls
+            self.upstreams = upstreams
         }
     }
 
@@ -43,5 +53,27 @@ public final class RuntimeConfiguration: Sendable {
         let next = try Snapshot(config: config, materials: materials, generation: generation)
         box.withLockedValue { $0 = next }
         return generation
+    }
+}
+
+/// A named credential's upstream: the endpoint to connect to and the path its URL starts with.
+struct UpstreamTarget: Sendable {
+    let endpoint: UpstreamEndpoint
+
+    init(url: URL, tls: NIOSSLContext?) {
+        var host = url.host ?? "localhost"
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let port = url.port ?? (tls == nil ? 80 : 443)
+        endpoint = UpstreamEndpoint(host: host, port: port, tls: tls)
+    }
+
+    /// The request target (path and query) of an absolute `https://host[:port]/path?query` URL.
+    static func requestTarget(of url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return "/" }
+        guard let slash = url[schemeEnd.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" }) else {
+            return "/"
+        }
+        let rest = url[slash...]
+        return rest.first == "?" ? "/" + rest : String(rest)
     }
 }

@@ -30,6 +30,9 @@ public enum UpstreamClient {
 
     /// A caller-safe description of a failure to reach an upstream: never a header or body.
     public static func describe(_ error: any Error) -> (timeout: Bool, reason: String) {
+        if error is UpstreamTimeoutError { return (true, "timed out") }
+        if error is UpstreamClosedError { return (false, "the endpoint closed the connection") }
+        if case ChannelError.connectTimeout = error { return (true, "timed out") }
         if let e = error as? HTTPClientError {
             switch e {
             case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout: return (true, "timed out")

@@ -46,6 +46,21 @@ public final class TokenService: TokenSource {
         }
     }
 
+    public func cachedToken(for demand: TokenDemand) throws -> IssuedToken? {
+        let prepared = try prepare(demand)
+        do {
+            guard
+                let token = try cache.cachedToken(
+                    for: prepared.key, fetch: { [self] in try await fetch(demand, prepared) })
+            else { return nil }
+            return IssuedToken(
+                accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: false,
+                expiresIn: Int(token.lifetime), cacheKey: prepared.key)
+        } catch let error as any TokenAcquisitionError {
+            throw Self.problem(error, demand: demand)
+        }
+    }
+
     public func invalidate(_ token: IssuedToken, for demand: TokenDemand) async {
         guard let key = token.cacheKey ?? (try? prepare(demand))?.key else { return }
         cache.invalidate(key, ifTokenID: token.tokenID)

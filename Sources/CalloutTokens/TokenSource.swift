@@ -57,6 +57,14 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
 public protocol TokenSource: Sendable {
     /// Throws a ``Problem`` (`token_exchange_failed`, `identity_provider_unavailable`, `formula_failed`).
     func token(for demand: TokenDemand) async throws -> IssuedToken
+    /// The cached token for `demand` without suspending, or `nil` when ``token(for:)`` must be
+    /// asked (a miss, or a fetch in flight). Throws as ``token(for:)`` does.
+    func cachedToken(for demand: TokenDemand) throws -> IssuedToken?
     /// Drops `token` from the cache if it is still the cached one (a burst of 401s refreshes once).
     func invalidate(_ token: IssuedToken, for demand: TokenDemand) async
+}
+
+extension TokenSource {
+    /// Sources without a synchronous cache always go through ``token(for:)``.
+    public func cachedToken(for demand: TokenDemand) throws -> IssuedToken? { nil }
 }

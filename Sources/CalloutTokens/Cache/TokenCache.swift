@@ -40,6 +40,22 @@ public final class TokenCache: Sendable {
 
     public var settings: TokenCacheSettings { state.withLock { $0.machine.settings } }
 
+    /// The cached token for `key` without suspending, or `nil` when the caller must wait for a
+    /// fetch (``token(for:fetch:)``). Starts a refresh-ahead in the background when one is due,
+    /// and throws while the key is backing off after a failure.
+    public func cachedToken(for key: TokenCacheKey, fetch: @escaping Fetch) throws -> AccessToken? {
+        let now = clock()
+        switch state.withLock({ $0.machine.request(key, now: now, waiter: nil) }) {
+        case .returnToken(let token, let refresh):
+            if let refresh { startFetch(refresh, key: key, fetch: fetch) }
+            return token
+        case .failFast(let error):
+            throw error
+        case .wait, .needsWaiter:
+            return nil
+        }
+    }
+
     /// The token for `key`, from the cache or from one shared call to `fetch`.
     public func token(for key: TokenCacheKey, fetch: @escaping Fetch) async throws -> AccessToken {
         let now = clock()

@@ -1,0 +1,208 @@
+import CalloutCore
+import CalloutTokens
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// What every client connection of one listener shares.
+final class CalloutServices: Sendable {
+    let configuration: RuntimeConfiguration
+    let tokens: any TokenSource
+    let logger: Logger
+    let observer: any CalloutObserver
+    let registry: ConnectionRegistry
+    let pools: UpstreamPools
+
+    init(
+        configuration: RuntimeConfiguration, tokens: any TokenSource, logger: Logger, observer: any CalloutObserver,
+        registry: ConnectionRegistry, pools: UpstreamPools
+    ) {
+        self.configuration = configuration
+        self.tokens = tokens
+        self.logger = logger
+        self.observer = observer
+        self.registry = registry
+        self.pools = pools
+    }
+}
+
+/// One upstream pool per event loop, made on first use.
+final class UpstreamPools: Sendable {
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
+    /// Event loops in the group: `upstream_max_connections_per_host` is shared out between them.
+    let loopCount: Int
+
+    init(loopCount: Int) { self.loopCount = max(1, loopCount) }
+
+    func pool(for eventLoop: any EventLoop) -> UpstreamPool {
+        pools.withLockedValue { pools in
+            if let pool = pools[ObjectIdentifier(eventLoop)] { return pool }
+            let pool = UpstreamPool(eventLoop: eventLoop)
+            pools[ObjectIdentifier(eventLoop)] = pool
+            return pool
+        }
+    }
+
+    func limits(_ settings: ProxySettings) -> UpstreamPool.Limits {
+        UpstreamPool.Limits(
+            maxConnectionsPerEndpoint: max(
+                1, (settings.upstreamMaxConnectionsPerHost + loopCount - 1) / loopCount),
+            connectTimeout: .seconds(Int64(settings.connectTimeoutSeconds)))
+    }
+
+    /// Closes idle upstream connections; busy ones close when their exchange ends.
+    func closeAll() {
+        for pool in pools.withLockedValue({ Array($0.values) }) {
+            pool.eventLoop.execute { pool.close() }
+        }
+    }
+
+    /// Upstream connections open now, all loops together (for tests).
+    func openConnections() async -> Int {
+        var total = 0
+        for pool in pools.withLockedValue({ Array($0.values) }) {
+            total += (try? await pool.eventLoop.submit { pool.openConnections }.get()) ?? 0
+        }
+        return total
+    }
+}
+
+/// Serves one client connection: requests in order (pipelined ones are held back by NIO's
+/// pipelining handler until the response before them ends), each handed to a ``CalloutExchange``.
+/// Everything runs on the connection's event loop, upstream connections included.
+final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let services: CalloutServices
+    private(set) var context: ChannelHandlerContext?
+    private(set) var pool: UpstreamPool?
+    private(set) var peer: [UInt8]?
+    private var exchange: CalloutExchange?
+    private var pendingRead = false
+    /// A response said `Connection: close`: the rest of the input is not read.
+    private var ignoringInput = false
+
+    init(services: CalloutServices) { self.services = services }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        pool = services.pools.pool(for: context.eventLoop)
+        peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse)
+        services.registry.add(context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        clientGone()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        clientGone()
+        context.fireChannelInactive()
+    }
+
+    private func clientGone() {
+        if let context { services.registry.remove(context.channel) }
+        let current = exchange
+        exchange = nil
+        current?.clientGone()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !ignoringInput else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard exchange == nil, let pool else {
+                // The pipelining handler never sends a second head before the first response ends.
+                context.close(promise: nil)
+                return
+            }
+            _ = services.registry.setBusy(context.channel, true)
+            let next = CalloutExchange(
+                handler: self, pool: pool, snapshot: services.configuration.current, head: head,
+                closing: services.registry.isDraining)
+            exchange = next
+            next.start()
+        case .body(let buffer):
+            exchange?.clientBody(buffer)
+        case .end:
+            exchange?.clientEnd()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.clientReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let exchange, exchange.holdsClientReads {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { exchange?.clientBecameWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Parse errors were answered by MalformedRequestHandler; anything else ends the connection.
+        context.close(promise: nil)
+    }
+
+    // MARK: - Used by the exchange
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func resumeReading() {
+        guard pendingRead, let context, !(exchange?.holdsClientReads ?? false) else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func write(_ part: HTTPServerResponsePart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    /// Writes the response's end. The exchange is over before the write, so a pipelined request
+    /// that the write releases starts a new one. `keepAlive` false closes the connection.
+    func endResponse(of finished: CalloutExchange, keepAlive: Bool) {
+        guard let context, exchange === finished else { return }
+        exchange = nil
+        let stay = services.registry.setBusy(context.channel, false) && keepAlive
+        if !stay { ignoringInput = true }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if stay {
+            resumeReading()
+        } else {
+            let channel = context.channel
+            written.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Ends the connection without a response end (the response head was already sent).
+    func abort(_ finished: CalloutExchange) {
+        guard let context, exchange === finished else { return }
+        exchange = nil
+        ignoringInput = true
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    /// Writes a complete problem response for `finished`.
+    func writeProblem(_ problem: Problem, head: HTTPRequestHead, close: Bool, for finished: CalloutExchange) {
+        guard exchange === finished else { return }
+        let (responseHead, body) = ProblemResponse.parts(problem, head: head, close: close)
+        write(.head(responseHead))
+        if let body { write(.body(.byteBuffer(body))) }
+        endResponse(of: finished, keepAlive: !close)
+    }
+}
