@@ -68,9 +68,12 @@ final class UpstreamPools: Sendable {
     }
 }
 
-/// Serves one client connection: requests in order (pipelined ones are held back by NIO's
-/// pipelining handler until the response before them ends), each handed to a ``CalloutExchange``.
+/// Serves one client connection: requests in order, each handed to a ``CalloutExchange``.
 /// Everything runs on the connection's event loop, upstream connections included.
+///
+/// Pipelined requests (a head arriving while a callout is in progress) wait in a queue, and the
+/// connection stops reading until that callout's response has ended. Reads are held only then,
+/// not around every request, so a keep-alive connection costs no extra system calls per request.
 final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -81,6 +84,9 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var pool: UpstreamPool?
     private(set) var peer: [UInt8]?
     private var exchange: CalloutExchange?
+    /// Parts of pipelined requests that arrived while a callout was in progress.
+    private var queued: [HTTPServerRequestPart] = []
+    private var drainingQueue = false
     private var pendingRead = false
     /// A response said `Connection: close`: the rest of the input is not read.
     private var ignoringInput = false
@@ -112,14 +118,24 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !queued.isEmpty || (exchange != nil && isHead(part)) {
+            queued.append(part)
+            return
+        }
+        receive(part, context: context)
+    }
+
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         guard !ignoringInput else { return }
-        switch unwrapInboundIn(data) {
+        switch part {
         case .head(let head):
-            guard exchange == nil, let pool else {
-                // The pipelining handler never sends a second head before the first response ends.
-                context.close(promise: nil)
-                return
-            }
+            guard let pool else { return }
             _ = services.registry.setBusy(context.channel, true)
             let next = CalloutExchange(
                 handler: self, pool: pool, snapshot: services.configuration.current, head: head,
@@ -127,10 +143,23 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange = next
             next.start()
         case .body(let buffer):
+            // Parts of a request already answered (refused at its head) are dropped.
             exchange?.clientBody(buffer)
         case .end:
             exchange?.clientEnd()
         }
+    }
+
+    /// Hands queued pipelined parts on, up to the next head that must wait for a response.
+    private func drainQueue() {
+        guard !drainingQueue, let context else { return }
+        drainingQueue = true
+        defer { drainingQueue = false }
+        while !queued.isEmpty, !ignoringInput {
+            if exchange != nil, isHead(queued[0]) { return }
+            receive(queued.removeFirst(), context: context)
+        }
+        if ignoringInput { queued = [] }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -139,7 +168,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let exchange, exchange.holdsClientReads {
+        if !queued.isEmpty || (exchange?.holdsClientReads ?? false) {
             pendingRead = true
         } else {
             context.read()
@@ -161,7 +190,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func resumeReading() {
-        guard pendingRead, let context, !(exchange?.holdsClientReads ?? false) else { return }
+        guard pendingRead, let context, queued.isEmpty, !(exchange?.holdsClientReads ?? false) else { return }
         pendingRead = false
         context.read()
     }
@@ -181,6 +210,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if !stay { ignoringInput = true }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if stay {
+            drainQueue()
             resumeReading()
         } else {
             let channel = context.channel

@@ -69,26 +69,51 @@ public final class ProxyMetrics: Sendable {
 
     // MARK: - Data plane
 
+    /// Per-request series, made once per label set: the registry's lookup and name checks stay
+    /// off the hot path. Labels are configured names and fixed words, so the sets are few.
+    private struct CalloutSeries: Hashable {
+        let namedCredential: String
+        let statusClass: String
+        let retried: Bool
+    }
+    private let calloutCounters = NIOLockedValueBox<[CalloutSeries: CoreMetrics.Counter]>([:])
+    private let calloutTimers = NIOLockedValueBox<[String: CoreMetrics.Timer]>([:])
+    private let upstreamTimers = NIOLockedValueBox<[String: CoreMetrics.Timer]>([:])
+
     /// One finished callout. `namedCredential` must already be a configured name or `unknown`.
     func calloutFinished(namedCredential: String, status: Int?, retried: Bool, duration: Duration) {
-        Counter(
-            label: Name.callouts,
-            dimensions: [
-                ("named_credential", namedCredential), ("status_class", Self.statusClass(status)),
-                ("retried", retried ? "true" : "false"),
-            ], factory: factory
-        ).increment()
-        CoreMetrics.Timer(
-            label: Name.calloutDuration, dimensions: [("named_credential", namedCredential)], factory: factory
-        )
-        .recordNanoseconds(Self.nanoseconds(duration))
+        let series = CalloutSeries(
+            namedCredential: namedCredential, statusClass: Self.statusClass(status), retried: retried)
+        let factory = self.factory
+        calloutCounters.withLockedValue { counters in
+            if let counter = counters[series] { return counter }
+            let counter = Counter(
+                label: Name.callouts,
+                dimensions: [
+                    ("named_credential", series.namedCredential), ("status_class", series.statusClass),
+                    ("retried", series.retried ? "true" : "false"),
+                ], factory: factory)
+            counters[series] = counter
+            return counter
+        }.increment()
+        timer(Name.calloutDuration, namedCredential, in: calloutTimers).recordNanoseconds(Self.nanoseconds(duration))
     }
 
     func upstreamResponded(namedCredential: String, duration: Duration) {
-        CoreMetrics.Timer(
-            label: Name.upstreamDuration, dimensions: [("named_credential", namedCredential)], factory: factory
-        )
-        .recordNanoseconds(Self.nanoseconds(duration))
+        timer(Name.upstreamDuration, namedCredential, in: upstreamTimers).recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    private func timer(
+        _ label: String, _ namedCredential: String, in timers: NIOLockedValueBox<[String: CoreMetrics.Timer]>
+    ) -> CoreMetrics.Timer {
+        let factory = self.factory
+        return timers.withLockedValue { timers in
+            if let timer = timers[namedCredential] { return timer }
+            let timer = CoreMetrics.Timer(
+                label: label, dimensions: [("named_credential", namedCredential)], factory: factory)
+            timers[namedCredential] = timer
+            return timer
+        }
     }
 
     func refreshNotReplayed(namedCredential: String) {
