@@ -73,7 +73,7 @@ public final class ProxyServer: Sendable {
                     }
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: true,
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try sync.addHandler(MalformedRequestHandler(maxHeaderBytes: settings.maxHeaderBytes))
                     try sync.addHandler(ConnectionTimeoutHandler(headTimeout: headTimeout, idleTimeout: idleTimeout))

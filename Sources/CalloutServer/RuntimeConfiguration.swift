@@ -69,11 +69,18 @@ struct UpstreamTarget: Sendable {
 
     /// The request target (path and query) of an absolute `https://host[:port]/path?query` URL.
     static func requestTarget(of url: String) -> String {
-        guard let schemeEnd = url.range(of: "://") else { return "/" }
-        guard let slash = url[schemeEnd.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" }) else {
-            return "/"
+        let bytes = url.utf8
+        // Past "scheme://", the first "/" or "?" starts the target.
+        var slashes = 0
+        var index = bytes.startIndex
+        while index != bytes.endIndex, slashes < 2 {
+            if bytes[index] == UInt8(ascii: "/") { slashes += 1 }
+            index = bytes.index(after: index)
         }
-        let rest = url[slash...]
+        guard slashes == 2,
+            let start = bytes[index...].firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") })
+        else { return "/" }
+        let rest = Substring(url.utf8[start...])
         return rest.first == "?" ? "/" + rest : String(rest)
     }
 }

@@ -48,6 +48,14 @@ import Testing
         #expect(throws: TokenExchangeError.unsupportedTokenType("DPoP")) {
             try parse(#"{"access_token":"a","token_type":"DPoP","expires_in":5}"#)
         }
+        // A token goes into a header: CR, LF, NUL and non-ASCII are refused, not injected.
+        for bad in [#"a\r\nX-Injected: 1"#, #"a\u0000b"#, "caf\u{E9}"] {
+            #expect(
+                throws: TokenExchangeError.malformedResponse("access_token has characters outside RFC 6749's VSCHAR")
+            ) {
+                try parse(#"{"access_token":"\#(bad)","token_type":"Bearer"}"#)
+            }
+        }
         #expect(throws: TokenExchangeError.malformedResponse("access_token missing or empty")) {
             try parse(#"{"access_token":"","token_type":"Bearer"}"#)
         }

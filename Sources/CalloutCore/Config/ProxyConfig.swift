@@ -44,7 +44,13 @@ public struct ProxyConfig: Sendable {
 
     /// Named credential by alias, case-insensitively (aliases travel in host names).
     public func namedCredential(_ alias: some StringProtocol) -> NamedCredentialConfig? {
-        namedCredentials.first { $0.name.caseInsensitiveEquals(alias) }
+        namedCredential(String(alias))
+    }
+
+    /// The data plane's lookup, once per request: a concrete `String` keeps it specialised.
+    public func namedCredential(_ alias: String) -> NamedCredentialConfig? {
+        for named in namedCredentials where named.name.caseInsensitiveEquals(alias) { return named }
+        return nil
     }
 
     public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
@@ -321,5 +327,26 @@ extension StringProtocol {
             if lx != ly { return false }
         }
         return true
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive equality (names are ASCII by the naming rules), specialised for
+    /// `String` so per-request lookups avoid generic dispatch.
+    @inlinable
+    public func caseInsensitiveEquals(_ other: String) -> Bool {
+        var a = self
+        var b = other
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.count == y.count else { return false }
+                for i in 0..<x.count where x[i] != y[i] {
+                    let lx = (x[i] >= 65 && x[i] <= 90) ? x[i] | 0x20 : x[i]
+                    let ly = (y[i] >= 65 && y[i] <= 90) ? y[i] | 0x20 : y[i]
+                    if lx != ly { return false }
+                }
+                return true
+            }
+        }
     }
 }

@@ -18,21 +18,25 @@ public enum OutboundHeaders {
         incoming: [(String, String)], isIdentityHeader: (String) -> Bool, customHeaders: [(String, String)],
         authorization: String?, host: String, via: String
     ) -> [(String, String)] {
+        // Per request: no lower-cased copies of names, and sets only when there is something in them.
         var connectionTokens: Set<String> = []
         for (name, value) in incoming where name.caseInsensitiveEquals("connection") {
             for token in value.split(separator: ",") { connectionTokens.insert(token.trimming(" \t").lowercased()) }
         }
-        let overridden = Set(customHeaders.map { $0.0.lowercased() })
         var out: [(String, String)] = [("Host", host)]
+        out.reserveCapacity(incoming.count + customHeaders.count + 3)
         var existingVia: [String] = []
         for (name, value) in incoming {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || connectionTokens.contains(lower) || isIdentityHeader(name) { continue }
-            if lower == "host" || lower == "content-length" || lower == "expect" || overridden.contains(lower) {
+            if isHopByHop(name) || isIdentityHeader(name) { continue }
+            if !connectionTokens.isEmpty && connectionTokens.contains(name.lowercased()) { continue }
+            if name.caseInsensitiveEquals("host") || name.caseInsensitiveEquals("content-length")
+                || name.caseInsensitiveEquals("expect")
+            {
                 continue
             }
-            if lower == "authorization" && authorization != nil { continue }
-            if lower == "via" {
+            if customHeaders.contains(where: { $0.0.caseInsensitiveEquals(name) }) { continue }
+            if authorization != nil && name.caseInsensitiveEquals("authorization") { continue }
+            if name.caseInsensitiveEquals("via") {
                 existingVia.append(value)
                 continue
             }
@@ -40,14 +44,24 @@ public enum OutboundHeaders {
         }
         if let authorization { out.append(("Authorization", authorization)) }
         out.append(contentsOf: customHeaders)
-        out.append(("Via", (existingVia + [via]).joined(separator: ", ")))
+        out.append(("Via", existingVia.isEmpty ? via : (existingVia + [via]).joined(separator: ", ")))
         return out
     }
 
-    /// Merges the named credential's and the external credential's custom headers: named first,
-    /// each in sequence order; a named-credential header hides an external one of the same name.
-    /// Each entry says whether it came from the named credential (whose formulas may read the
-    /// token when it allows formulas in headers).
+    /// Whether `name` is one of ``hopByHop``, compared without allocating.
+    public static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.caseInsensitiveEquals("te")
+        case 7: return name.caseInsensitiveEquals("trailer") || name.caseInsensitiveEquals("upgrade")
+        case 10: return name.caseInsensitiveEquals("connection") || name.caseInsensitiveEquals("keep-alive")
+        case 16: return name.caseInsensitiveEquals("proxy-connection")
+        case 17: return name.caseInsensitiveEquals("transfer-encoding")
+        case 18: return name.caseInsensitiveEquals("proxy-authenticate")
+        case 19: return name.caseInsensitiveEquals("proxy-authorization")
+        default: return false
+        }
+    }
+
     public static func customHeaderOrder(named: [CustomHeaderConfig], external: [CustomHeaderConfig])
         -> [(header: CustomHeaderConfig, fromNamedCredential: Bool)]
     {
@@ -59,7 +73,6 @@ public enum OutboundHeaders {
 
     /// Response headers not to pass back to the caller.
     public static func isHopByHopResponseHeader(_ name: String, connectionTokens: Set<String>) -> Bool {
-        let lower = name.lowercased()
-        return hopByHop.contains(lower) || connectionTokens.contains(lower)
+        isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name.lowercased()))
     }
 }

@@ -361,7 +361,9 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func deliverHead(_ response: HTTPResponseHead) {
         var headers = HTTPHeaders()
         var connectionTokens: Set<String> = []
-        for value in response.headers[canonicalForm: "connection"] { connectionTokens.insert(value.lowercased()) }
+        if response.headers.contains(name: "connection") {
+            for value in response.headers[canonicalForm: "connection"] { connectionTokens.insert(value.lowercased()) }
+        }
         for (name, value) in response.headers
         where !OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens) {
             headers.add(name: name, value: value)

@@ -191,7 +191,7 @@ final class UpstreamPool: @unchecked Sendable {
                     if let tls {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
-                    try sync.addHTTPClientHandlers()
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(UpstreamConnectionHandler())
                 }
             }

@@ -31,6 +31,10 @@ public struct TokenResponseParser: Sendable {
         guard case .string(let accessToken)? = json["access_token"], !accessToken.isEmpty else {
             throw .malformedResponse("access_token missing or empty")
         }
+        // RFC 6749 A.12: VSCHAR only. The token goes into a header; a CR or LF must never reach it.
+        guard accessToken.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
+            throw .malformedResponse("access_token has characters outside RFC 6749's VSCHAR")
+        }
         guard case .string(let rawType)? = json["token_type"], !rawType.isEmpty else {
             throw .malformedResponse("token_type missing")
         }
