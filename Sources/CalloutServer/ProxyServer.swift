@@ -75,9 +75,10 @@ public final class ProxyServer: Sendable {
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    try sync.addHandler(MalformedRequestHandler(maxHeaderBytes: settings.maxHeaderBytes))
-                    try sync.addHandler(ConnectionTimeoutHandler(headTimeout: headTimeout, idleTimeout: idleTimeout))
-                    try sync.addHandler(CalloutHandler(services: services))
+                    try sync.addHandler(
+                        CalloutHandler(
+                            services: services, headTimeout: headTimeout, idleTimeout: idleTimeout,
+                            maxHeaderBytes: settings.maxHeaderBytes))
                 }
             }
             .bind(host: settings.listen.host, port: settings.listen.port).get()

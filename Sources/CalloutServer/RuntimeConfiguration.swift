@@ -1,7 +1,7 @@
 import CalloutCore
 import CalloutTokens
-import NIOConcurrencyHelpers
 import Foundation
+import NIOConcurrencyHelpers
 import NIOSSL
 
 /// The configuration requests are served with, swapped atomically on reload: a request keeps

@@ -52,7 +52,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private var responseKeepAlive = true
     private var discardedBytes = 0
     private var deadline: NIODeadline?
-    private var timer: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
     private var upstreamStarted = ContinuousClock.now
 
@@ -105,7 +104,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         log.alias = named.name
         log.principal = routed.principal.name
         guard let upstream = snapshot.upstreams[named.name.lowercased()] else {
-            return refuse(.upstreamUnavailable(named.name, reason: "no upstream for this named credential"), bodyRead: false)
+            return refuse(
+                .upstreamUnavailable(named.name, reason: "no upstream for this named credential"), bodyRead: false)
         }
         let framing: BodyFraming
         switch BodyFraming.of(head) {
@@ -214,7 +214,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     func clientGone() {
         guard stage != .done else { return }
         stage = .done
-        cancelTimer()
         connection?.abandon()
         connection = nil
         finishLog()
@@ -271,7 +270,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         guard let plan else { return }
         stage = .connecting
         if deadline == nil { deadline = .now() + .seconds(Int64(settings.requestTimeoutSeconds)) }
-        armDeadline()
+        handler.ensureTimer()
         let loop = NIOLoopBound(self, eventLoop: pool.eventLoop)
         pool.acquire(plan.upstream.endpoint, limits: services.pools.limits(settings), fresh: fresh) { result in
             loop.value.connected(result)
@@ -411,7 +410,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             self.connection = nil
             pool.release(connection, reusable: responseKeepAlive && requestComplete)
             stage = .done
-            cancelTimer()
             finishLog()
             // A streamed body the upstream did not wait for leaves the client mid-request.
             handler.endResponse(of: self, keepAlive: keepAlive && clientBodyDone)
@@ -445,7 +443,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
                     "reason": "\(UpstreamClient.describe(error).reason)",
                 ])
             stage = .done
-            cancelTimer()
             finishLog()
             handler.abort(self)
         default:
@@ -489,7 +486,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func bodyLimitExceeded() {
         if stage == .delivering {
             stage = .done
-            cancelTimer()
             connection?.abandon()
             connection = nil
             finishLog()
@@ -501,19 +497,16 @@ final class CalloutExchange: UpstreamExchangeDelegate {
 
     // MARK: - Time
 
-    private func armDeadline() {
-        guard timer == nil, let deadline else { return }
-        let loop = NIOLoopBound(self, eventLoop: pool.eventLoop)
-        timer = pool.eventLoop.scheduleTask(deadline: deadline) { loop.value.timerFired() }
+    /// When ``deadlinePassed()`` is due: the response head's deadline while waiting for it, then
+    /// the next check on a silent response body. The connection's timer calls it.
+    var nextDeadline: NIODeadline? {
+        switch stage {
+        case .connecting, .awaitingHead, .discarding, .delivering: return deadline
+        default: return nil
+        }
     }
 
-    private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
-    }
-
-    private func timerFired() {
-        timer = nil
+    func deadlinePassed() {
         switch stage {
         case .connecting, .awaitingHead, .discarding:
             connection?.abandon()
@@ -521,11 +514,10 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             upstreamProblem(UpstreamTimeoutError())
         case .delivering:
             // While the body flows, the limit is on silence between reads.
-            let idleLimit = TimeAmount.seconds(Int64(settings.requestTimeoutSeconds))
-            let quietUntil = lastActivity + idleLimit
+            let quietUntil = lastActivity + .seconds(Int64(settings.requestTimeoutSeconds))
             if quietUntil > .now() {
                 deadline = quietUntil
-                return armDeadline()
+                return
             }
             connection?.abandon()
             upstreamFailed(UpstreamTimeoutError())
@@ -540,7 +532,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func refuse(_ problem: Problem, bodyRead: Bool) {
         guard stage != .done else { return }
         stage = .done
-        cancelTimer()
         if let connection {
             connection.abandon()
             self.connection = nil

@@ -74,6 +74,17 @@ final class UpstreamPools: Sendable {
 /// Pipelined requests (a head arriving while a callout is in progress) wait in a queue, and the
 /// connection stops reading until that callout's response has ended. Reads are held only then,
 /// not around every request, so a keep-alive connection costs no extra system calls per request.
+///
+/// Client time limits: a connection that takes `header_read_timeout_seconds` to send its first
+/// request head (slowloris), stalls for `idle_timeout_seconds` while sending a body, or sits idle
+/// that long between keep-alive requests is closed. These limits and the callout's own deadline
+/// share one timer per connection, moved only when a limit comes nearer than it, so the requests
+/// of a busy connection schedule no timers.
+///
+/// HTTP parse errors (smuggling shapes, oversize heads, bad bytes) are answered with a problem
+/// and the connection is closed. A parse error can come after a request head already started a
+/// callout (a bad chunk size): the callout is dropped and the problem is its only response; if
+/// the callout's response has already begun, the connection is just closed.
 final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -91,13 +102,39 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A response said `Connection: close`: the rest of the input is not read.
     private var ignoringInput = false
 
-    init(services: CalloutServices) { self.services = services }
+    private let headTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private let maxHeaderBytes: Int
+    /// When the client must have made progress (nil: nothing is expected from it).
+    private var clientDeadline: NIODeadline?
+    private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
+    /// Requests whose response has not ended.
+    private var requestsInFlight = 0
+    /// Between a request head and its end: body bytes are expected from the client.
+    private var readingBody = false
+    /// A response head went out and its end has not.
+    private var responseInProgress = false
+    private var parseErrorAnswered = false
+
+    init(services: CalloutServices, headTimeout: TimeAmount, idleTimeout: TimeAmount, maxHeaderBytes: Int) {
+        self.services = services
+        self.headTimeout = headTimeout
+        self.idleTimeout = idleTimeout
+        self.maxHeaderBytes = maxHeaderBytes
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         pool = services.pools.pool(for: context.eventLoop)
         peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse)
         services.registry.add(context.channel)
+        if context.channel.isActive { setClientDeadline(.now() + headTimeout) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        setClientDeadline(.now() + headTimeout)
+        context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -111,6 +148,9 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func clientGone() {
+        timer?.cancel()
+        timer = nil
+        clientDeadline = nil
         if let context { services.registry.remove(context.channel) }
         let current = exchange
         exchange = nil
@@ -119,6 +159,18 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        switch part {
+        case .head:
+            requestsInFlight += 1
+            readingBody = true
+            setClientDeadline(.now() + idleTimeout)
+        case .body:
+            if readingBody { setClientDeadline(.now() + idleTimeout) }
+        case .end:
+            readingBody = false
+            // While the callout runs, the client owes nothing (its response may have ended already).
+            if requestsInFlight > 0 { setClientDeadline(nil) }
+        }
         if !queued.isEmpty || (exchange != nil && isHead(part)) {
             queued.append(part)
             return
@@ -181,8 +233,62 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Parse errors were answered by MalformedRequestHandler; anything else ends the connection.
-        context.close(promise: nil)
+        // A client closing mid-request (invalidEOFState) gets no answer: nobody is listening.
+        guard let parseError = error as? HTTPParserError, parseError != .invalidEOFState, !parseErrorAnswered,
+            !responseInProgress, context.channel.isActive
+        else {
+            context.close(promise: nil)
+            return
+        }
+        parseErrorAnswered = true
+        ignoringInput = true
+        queued = []
+        let current = exchange
+        exchange = nil
+        current?.clientGone()
+        let problem: Problem =
+            parseError == .headerOverflow
+            ? .headersTooLarge(limit: maxHeaderBytes) : .badRequest("malformed HTTP request")
+        let (head, body) = ProblemResponse.parts(problem, head: nil, close: true)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    // MARK: - Time limits
+
+    private func setClientDeadline(_ deadline: NIODeadline?) {
+        clientDeadline = deadline
+        ensureTimer()
+    }
+
+    /// Makes sure the timer fires no later than the nearest limit. A timer already set for
+    /// earlier stays: when it fires it finds nothing due and is set again.
+    func ensureTimer() {
+        guard let context else { return }
+        var next = clientDeadline
+        if let callout = exchange?.nextDeadline, next.map({ callout < $0 }) ?? true { next = callout }
+        guard let next else { return }
+        if let timerAt, timerAt <= next { return }
+        timer?.cancel()
+        timerAt = next
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: next) { loopBound.value.timerFired() }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerAt = nil
+        guard let context else { return }
+        let now = NIODeadline.now()
+        if let clientDeadline, clientDeadline <= now {
+            self.clientDeadline = nil
+            context.close(promise: nil)
+            return
+        }
+        if let current = exchange, let due = current.nextDeadline, due <= now { current.deadlinePassed() }
+        ensureTimer()
     }
 
     // MARK: - Used by the exchange
@@ -196,6 +302,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(_ part: HTTPServerResponsePart) {
+        if case .head(let head) = part, head.status.code >= 200 { responseInProgress = true }
         context?.write(wrapOutboundOut(part), promise: nil)
     }
 
@@ -206,6 +313,9 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func endResponse(of finished: CalloutExchange, keepAlive: Bool) {
         guard let context, exchange === finished else { return }
         exchange = nil
+        responseInProgress = false
+        requestsInFlight -= 1
+        if requestsInFlight == 0 { setClientDeadline(.now() + idleTimeout) }
         let stay = services.registry.setBusy(context.channel, false) && keepAlive
         if !stay { ignoringInput = true }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
