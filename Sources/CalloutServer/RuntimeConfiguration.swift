@@ -9,7 +9,8 @@ import NIOSSL
 public final class RuntimeConfiguration: Sendable {
     private let box: NIOLockedValueBox<Snapshot>
 
-    public struct Snapshot: Sendable {
+    /// A class: each request holds the one it started with without copying the configuration.
+    public final class Snapshot: Sendable {
         public let config: ProxyConfig
         public let materials: CredentialMaterials
         public let identity: IdentityResolver

@@ -358,14 +358,16 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     }
 
     private func deliverHead(_ response: HTTPResponseHead) {
-        var headers = HTTPHeaders()
         var connectionTokens: Set<String> = []
         if response.headers.contains(name: "connection") {
             for value in response.headers[canonicalForm: "connection"] { connectionTokens.insert(value.lowercased()) }
         }
-        for (name, value) in response.headers
-        where !OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens) {
-            headers.add(name: name, value: value)
+        var headers = response.headers
+        let isHopByHop = { (name: String) in
+            OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens)
+        }
+        if headers.contains(where: { isHopByHop($0.name) }) {
+            headers = HTTPHeaders(headers.filter { !isHopByHop($0.name) })
         }
         headers.add(name: "Via", value: CalloutPlan.via)
         if !head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }

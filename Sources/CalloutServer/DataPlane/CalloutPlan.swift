@@ -3,8 +3,9 @@ import CalloutTokens
 import NIOCore
 import NIOHTTP1
 
-/// Everything needed to build the upstream request, fixed once per callout.
-struct CalloutPlan: Sendable {
+/// Everything needed to build the upstream request, fixed once per callout. A class: the
+/// exchange's callbacks share it without copying its configuration values.
+final class CalloutPlan: Sendable {
     let named: NamedCredentialConfig
     let credential: ExternalCredentialConfig
     let principal: PrincipalConfig
@@ -19,6 +20,25 @@ struct CalloutPlan: Sendable {
     let upstream: UpstreamTarget
 
     static let via = "1.1 callout-proxy"
+
+    init(
+        named: NamedCredentialConfig, credential: ExternalCredentialConfig, principal: PrincipalConfig,
+        identity: CallerIdentity, head: HTTPRequestHead, incoming: [(String, String)], targetURL: String,
+        requestTarget: String, settings: ProxySettings, isIdentityHeader: @escaping @Sendable (String) -> Bool,
+        upstream: UpstreamTarget
+    ) {
+        self.named = named
+        self.credential = credential
+        self.principal = principal
+        self.identity = identity
+        self.head = head
+        self.incoming = incoming
+        self.targetURL = targetURL
+        self.requestTarget = requestTarget
+        self.settings = settings
+        self.isIdentityHeader = isIdentityHeader
+        self.upstream = upstream
+    }
 
     /// A token is needed to inject it, or when a formula in a header may read it.
     var needsToken: Bool {
