@@ -70,6 +70,30 @@ public struct TokenPreparation: Sendable {
         return Prepared(key: key, scope: scope, claims: claims, header: header)
     }
 
+    /// The cache key alone, for the data plane's lookup on every callout. When scope, claims and
+    /// header values are constants (the common case) no formula context is built; otherwise
+    /// this is ``prepare(_:)``'s key. Throws a ``Problem``.
+    public func cacheKey(for demand: TokenDemand) throws -> TokenCacheKey {
+        let credential = demand.credential
+        let limit = settings().maxFormulaValueLength
+        var scope: String? = nil
+        if let formula = credential.scope {
+            guard let value = formula.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
+            scope = value.isEmpty ? nil : value
+        }
+        var claims: [String: String] = [:]
+        for claim in credential.jwtClaims {
+            guard let value = claim.value.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
+            claims[claim.name] = value
+        }
+        for entry in credential.jwtHeader {
+            guard let value = entry.value.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
+            claims["header." + entry.name] = value
+        }
+        return TokenCacheKey(
+            externalCredential: credential.name, principal: demand.principal.name, scope: scope, claims: claims)
+    }
+
     /// A formula whose value differs per evaluation: `NOW_EPOCH()` or `UUID()`.
     static func isVolatile(_ formula: Formula) -> Bool {
         guard !formula.isConstant else { return false }

@@ -47,15 +47,16 @@ public final class TokenService: TokenSource {
     }
 
     public func cachedToken(for demand: TokenDemand) throws -> IssuedToken? {
-        let prepared = try prepare(demand)
+        let key = try preparation.cacheKey(for: demand)
         do {
+            // The fetch runs only for a refresh-ahead; it prepares the assertion's inputs then.
             guard
                 let token = try cache.cachedToken(
-                    for: prepared.key, fetch: { [self] in try await fetch(demand, prepared) })
+                    for: key, fetch: { [self] in try await fetch(demand, try prepare(demand)) })
             else { return nil }
             return IssuedToken(
                 accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: false,
-                expiresIn: Int(token.lifetime), cacheKey: prepared.key)
+                expiresIn: Int(token.lifetime), cacheKey: key)
         } catch let error as any TokenAcquisitionError {
             throw Self.problem(error, demand: demand)
         }

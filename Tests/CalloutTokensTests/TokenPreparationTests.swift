@@ -44,6 +44,29 @@ import Testing
         #expect(try p.prepare(demand(department: "Finance")).key == finance.key)
     }
 
+    @Test func cacheKeyAloneMatchesThePreparedKey() throws {
+        let p = preparation()
+        // Formulas that read the caller: the key comes from the full preparation.
+        #expect(try p.cacheKey(for: demand(department: "Finance")) == p.prepare(demand(department: "Finance")).key)
+        // All constants (scope, claims, header): the shortcut must give exactly the same key.
+        var constant = credential
+        constant.scope = try Formula(parsing: "api read")
+        constant.jwtClaims = [("tenant", try Formula(parsing: "acme")), ("tier", try Formula(parsing: "{!\"gold\"}"))]
+        constant.jwtHeader = [("kid", try Formula(parsing: "key-1"))]
+        let d = TokenDemand(
+            credential: constant, principal: constant.principals[0], identity: CallerIdentity(user: [:]),
+            namedCredential: nil)
+        #expect(constant.jwtClaims.allSatisfy { $0.value.isConstant })
+        #expect(try p.cacheKey(for: d) == p.prepare(d).key)
+        // An empty constant scope is no scope, as in the full preparation.
+        constant.scope = try Formula(parsing: "")
+        let empty = TokenDemand(
+            credential: constant, principal: constant.principals[0], identity: CallerIdentity(user: [:]),
+            namedCredential: nil)
+        #expect(try p.cacheKey(for: empty) == p.prepare(empty).key)
+        #expect(try p.cacheKey(for: empty).scope == nil)
+    }
+
     @Test func volatileClaimsDoNotSplitTheCache() throws {
         let p = preparation()
         let a = try p.prepare(demand(department: "X"))

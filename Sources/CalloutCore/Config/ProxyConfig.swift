@@ -54,7 +54,12 @@ public struct ProxyConfig: Sendable {
     }
 
     public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
-        externalCredentials.first { $0.name.caseInsensitiveEquals(name) }
+        externalCredential(String(name))
+    }
+
+    public func externalCredential(_ name: String) -> ExternalCredentialConfig? {
+        for credential in externalCredentials where credential.name.caseInsensitiveEquals(name) { return credential }
+        return nil
     }
 
     public func certificate(_ name: some StringProtocol) -> CertificateConfig? {
@@ -87,7 +92,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var headerReadTimeoutSeconds: Int = 10
     /// How long a keep-alive connection may sit idle between requests.
     public var idleTimeoutSeconds: Int = 60
-    /// HTTP/1.1 connections kept to one upstream or identity provider host (HTTP/2 multiplexes).
+    /// Keep-alive HTTP/1.1 connections to one upstream (shared out between event-loop threads) or
+    /// identity provider host.
     public var upstreamMaxConnectionsPerHost: Int = 256
     /// Open client connections at once; further connections are closed at accept.
     public var maxConnections: Int = 10_000

@@ -94,6 +94,13 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     /// without merge fields, clock or UUID. Evaluation then returns the stored text.
     public var isConstant: Bool { constant != nil }
 
+    /// The value of a constant formula that evaluates without error under `maxValueLength`,
+    /// without building a context; `nil` otherwise (then ``evaluate(in:)`` says why).
+    public func constantValue(maxValueLength: Int) -> String? {
+        guard let constant, !constant.hasLineBreak, constant.length <= maxValueLength else { return nil }
+        return constant.text
+    }
+
     /// True when the formula reads any `$User.<Field>`.
     public var referencesUser: Bool { !referencedUserFields.isEmpty }
 
