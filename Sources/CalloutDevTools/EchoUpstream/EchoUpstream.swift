@@ -94,6 +94,25 @@ public final class EchoUpstream: Sendable {
     /// Every request head received so far, including those no longer recorded.
     public var requestCount: Int { core.requestCount }
 
+    /// TCP connections accepted so far, closed ones included.
+    public var acceptedConnectionCount: Int { core.acceptedConnections }
+
+    /// Closes the connections open now, idle keep-alive ones included, as an upstream's idle
+    /// timeout does; returns once they are closed. Later connections are served as usual.
+    public func closeOpenConnections() async {
+        for connection in core.openConnections {
+            try? await connection.close()
+        }
+    }
+
+    /// The connections open now answer their next request by closing without a response
+    /// (`reset`: with a TCP reset, otherwise TLS `close_notify` and FIN): a keep-alive
+    /// connection the upstream closed just as the client sent on it. Later connections are
+    /// served as usual.
+    public func closeOpenConnectionsOnNextRequest(reset: Bool = false) {
+        core.closeOpenConnectionsOnNextRequest(reset: reset)
+    }
+
     /// Stops accepting connections and closes the open ones.
     public func shutdown() async throws {
         try await channel.close()

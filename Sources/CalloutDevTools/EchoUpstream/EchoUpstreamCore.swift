@@ -47,6 +47,9 @@ final class EchoUpstreamCore: Sendable {
         var requests: [EchoUpstream.RecordedRequest] = []
         var requestCount = 0
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var acceptedConnections = 0
+        /// Connections that answer their next request head by closing (the value: with a reset).
+        var closingOnNextRequest: [ObjectIdentifier: Bool] = [:]
     }
 
     let configuration: EchoUpstream.Configuration
@@ -104,13 +107,39 @@ final class EchoUpstreamCore: Sendable {
     }
 
     func opened(_ channel: any Channel) {
-        state.withLock { $0.connections[ObjectIdentifier(channel)] = channel }
+        state.withLock { state in
+            state.connections[ObjectIdentifier(channel)] = channel
+            state.acceptedConnections += 1
+        }
         channel.closeFuture.whenComplete { [self] _ in
-            _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+            state.withLock { state in
+                state.connections.removeValue(forKey: ObjectIdentifier(channel))
+                state.closingOnNextRequest.removeValue(forKey: ObjectIdentifier(channel))
+            }
         }
     }
 
     var openConnections: [any Channel] { state.withLock { Array($0.connections.values) } }
+    var acceptedConnections: Int { state.withLock { $0.acceptedConnections } }
+
+    /// Marks the connections open now to close at their next request head.
+    func closeOpenConnectionsOnNextRequest(reset: Bool) {
+        state.withLock { state in
+            for id in state.connections.keys { state.closingOnNextRequest[id] = reset }
+        }
+    }
+
+    /// Whether `channel` must close instead of answering the request whose head just arrived
+    /// (`nil`: answer it; otherwise whether to reset). A closing connection's request is counted.
+    func closingInsteadOfAnswering(_ channel: any Channel) -> Bool? {
+        state.withLock { state in
+            guard let reset = state.closingOnNextRequest.removeValue(forKey: ObjectIdentifier(channel)) else {
+                return nil
+            }
+            state.requestCount += 1
+            return reset
+        }
+    }
 
     // MARK: Deciding the answer
 

@@ -75,6 +75,13 @@ final class EchoUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
         guard !aborted else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
+            if let reset = core.closingInsteadOfAnswering(context.channel) {
+                let received = Incoming(head: head, behavior: .closeImmediately, receivedAt: core.wallClock())
+                core.record(recorded(received, digest: Self.emptyDigest, status: 0))
+                aborted = true
+                if reset { abort.abort() } else { context.close(promise: nil) }
+                return
+            }
             let behavior = core.behaviorForNextRequest()
             let received = Incoming(head: head, behavior: behavior, receivedAt: core.wallClock())
             if behavior == .closeImmediately {
