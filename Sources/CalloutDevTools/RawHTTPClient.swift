@@ -37,9 +37,12 @@ public enum RawHTTPClient {
         return try await withThrowingTaskGroup(of: Response.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(.head(request))
-                    if let body { try await outbound.write(.body(.byteBuffer(body))) }
-                    try await outbound.write(.end(nil))
+                    // One write: a server may answer (and close) as soon as the head is complete,
+                    // before a separately written zero-byte end would go out.
+                    var parts: [HTTPClientRequestPart] = [.head(request)]
+                    if let body { parts.append(.body(.byteBuffer(body))) }
+                    parts.append(.end(nil))
+                    try await outbound.write(contentsOf: parts)
                     var response = Response(status: 0, headers: [:], body: "")
                     var collected = ByteBuffer()
                     for try await part in inbound {
