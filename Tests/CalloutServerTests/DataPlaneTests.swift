@@ -179,6 +179,15 @@ import Testing
             #expect(r.echoed("x-forwarded-for") == nil)
             // The per-user scope formula reached the identity provider.
             #expect(h.idp.requests.last?.scope == "session:role:Finance")
+            // Response side: hop-by-hop headers and those the upstream's Connection header names stay
+            // behind; end-to-end ones come through.
+            let back = try await h.viaProxy(.GET, "http://Acme/h?hop-headers", headers: [readers])
+            #expect(back.status == 200)
+            #expect(back.headers.first(name: "x-response-hop") == nil)
+            #expect(back.headers.first(name: "keep-alive") == nil)
+            #expect(back.headers[canonicalForm: "connection"].allSatisfy { $0.lowercased() == "close" })
+            #expect(back.headers.first(name: "x-end-to-end") == "kept")
+            #expect(back.headers.first(name: "via")?.contains("callout-proxy") == true)
         }
     }
 

@@ -158,6 +158,13 @@ final class EchoUpstreamCore: Sendable {
                 plan.headers = [("Content-Type", "application/octet-stream")]
                 plan.body = .generated(count)
             }
+            // `hop-headers` in the query: answer with hop-by-hop headers a proxy must not pass on.
+            if exchange.query?.split(separator: "&").contains("hop-headers") == true {
+                plan.headers += [
+                    ("Connection", "keep-alive, X-Response-Hop"), ("X-Response-Hop", "1"),
+                    ("Keep-Alive", "timeout=5"), ("X-End-To-End", "kept"),
+                ]
+            }
             if case .slowHeaders(let seconds) = behavior { plan.headDelay = max(0, seconds) }
             if case .slowBody(let chunks, let delay) = behavior {
                 plan.slowChunks = max(1, chunks)

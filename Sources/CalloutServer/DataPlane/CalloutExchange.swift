@@ -358,16 +358,28 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     }
 
     private func deliverHead(_ response: HTTPResponseHead) {
-        var connectionTokens: Set<String> = []
-        if response.headers.contains(name: "connection") {
-            for value in response.headers[canonicalForm: "connection"] { connectionTokens.insert(value.lowercased()) }
-        }
+        // Hop-by-hop headers go, and so do those the Connection header names (other than its
+        // keep-alive / close, which are hop-by-hop anyway). Usually that is just
+        // `Connection: keep-alive`, found in the one pass that looks for them.
         var headers = response.headers
-        let isHopByHop = { (name: String) in
-            OutboundHeaders.isHopByHopResponseHeader(name, connectionTokens: connectionTokens)
+        var hasHopByHop = false
+        var listed: [String] = []
+        for (name, value) in headers where OutboundHeaders.isHopByHop(name) {
+            hasHopByHop = true
+            guard name.caseInsensitiveEquals("connection") else { continue }
+            for token in value.split(separator: ",") {
+                let token = String(token.trimming(while: { $0 == " " || $0 == "\t" }))
+                if !token.caseInsensitiveEquals("keep-alive") && !token.caseInsensitiveEquals("close") {
+                    listed.append(token)
+                }
+            }
         }
-        if headers.contains(where: { isHopByHop($0.name) }) {
-            headers = HTTPHeaders(headers.filter { !isHopByHop($0.name) })
+        if hasHopByHop {
+            headers = HTTPHeaders(
+                headers.filter { header in
+                    !OutboundHeaders.isHopByHop(header.name)
+                        && !listed.contains { $0.caseInsensitiveEquals(header.name) }
+                })
         }
         headers.add(name: "Via", value: CalloutPlan.via)
         if !head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
