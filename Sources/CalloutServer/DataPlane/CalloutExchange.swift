@@ -21,7 +21,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private var logged = false
 
     private let snapshot: RuntimeConfiguration.Snapshot
-    private let settings: ProxySettings
+    /// Read in place from the snapshot: no per-request copy of the settings.
+    private var settings: ProxySettings { _read { yield snapshot.config.proxy } }
     private var plan: CalloutPlan?
     private var demand: TokenDemand?
 
@@ -63,7 +64,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         self.pool = pool
         self.services = handler.services
         self.snapshot = snapshot
-        self.settings = snapshot.config.proxy
         self.head = head
         self.keepAlive = head.isKeepAlive && !closing
         self.log = CalloutLogRecord(method: head.method.rawValue)
@@ -142,7 +142,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         plan = CalloutPlan(
             named: named, credential: routed.credential, principal: routed.principal, identity: routed.identity,
             head: head, incoming: incoming, targetURL: routed.targetURL,
-            requestTarget: UpstreamTarget.requestTarget(of: routed.targetURL), settings: settings,
+            requestTarget: UpstreamTarget.requestTarget(of: routed.targetURL),
+            maxFormulaValueLength: settings.maxFormulaValueLength,
             isIdentityHeader: snapshot.identity.isIdentityHeader, upstream: upstream)
         if case .length(let n) = framing, n > Int64(settings.retryBodyBufferBytes) {
             // Too large to buffer: stream it from the start.
@@ -271,6 +272,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         stage = .connecting
         if deadline == nil { deadline = .now() + .seconds(Int64(settings.requestTimeoutSeconds)) }
         handler.ensureTimer()
+        if !fresh, let idle = pool.takeIdle(plan.upstream.endpoint) { return connected(.success(idle)) }
         let loop = NIOLoopBound(self, eventLoop: pool.eventLoop)
         pool.acquire(plan.upstream.endpoint, limits: services.pools.limits(settings), fresh: fresh) { result in
             loop.value.connected(result)

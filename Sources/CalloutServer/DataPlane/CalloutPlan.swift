@@ -15,7 +15,7 @@ final class CalloutPlan: Sendable {
     let targetURL: String
     /// The path and query sent upstream.
     let requestTarget: String
-    let settings: ProxySettings
+    let maxFormulaValueLength: Int
     let isIdentityHeader: @Sendable (String) -> Bool
     let upstream: UpstreamTarget
 
@@ -24,7 +24,7 @@ final class CalloutPlan: Sendable {
     init(
         named: NamedCredentialConfig, credential: ExternalCredentialConfig, principal: PrincipalConfig,
         identity: CallerIdentity, head: HTTPRequestHead, incoming: [(String, String)], targetURL: String,
-        requestTarget: String, settings: ProxySettings, isIdentityHeader: @escaping @Sendable (String) -> Bool,
+        requestTarget: String, maxFormulaValueLength: Int, isIdentityHeader: @escaping @Sendable (String) -> Bool,
         upstream: UpstreamTarget
     ) {
         self.named = named
@@ -35,7 +35,7 @@ final class CalloutPlan: Sendable {
         self.incoming = incoming
         self.targetURL = targetURL
         self.requestTarget = requestTarget
-        self.settings = settings
+        self.maxFormulaValueLength = maxFormulaValueLength
         self.isIdentityHeader = isIdentityHeader
         self.upstream = upstream
     }
@@ -52,7 +52,7 @@ final class CalloutPlan: Sendable {
         return FormulaContext(
             user: identity.user, credentials: [credential.name: parameters], allowSecrets: allowSecrets,
             namedCredentialName: named.name, namedCredentialURL: named.url.absoluteString,
-            maxValueLength: settings.maxFormulaValueLength)
+            maxValueLength: maxFormulaValueLength)
     }
 
     /// Evaluates `{!...}` blocks in a buffered textual body when the named credential allows it

@@ -168,7 +168,10 @@ final class UpstreamPool: @unchecked Sendable {
 
     // MARK: -
 
-    private func takeIdle(_ endpoint: UpstreamEndpoint) -> UpstreamConnection? {
+    /// An idle connection to `endpoint`, if there is one (the common case, taken without a callback).
+    func takeIdle(_ endpoint: UpstreamEndpoint) -> UpstreamConnection? {
+        eventLoop.assertInEventLoop()
+        guard !closed else { return nil }
         // Most recently used first: its TCP and TLS state are warmest.
         while let connection = idle[endpoint]?.popLast() {
             if connection.channel.isActive { return connection }
