@@ -42,7 +42,15 @@ public enum UpstreamClient {
             default: return (false, "HTTP client error")
             }
         }
-        if error is NIOSSLError || error is BoringSSLError || "\(type(of: error))".contains("SSL") {
+        if let tls = error as? NIOSSLError {
+            switch tls {
+            case .uncleanShutdown: return (false, "the endpoint closed the connection")
+            case .handshakeFailed:
+                return (false, "TLS handshake failed (is the endpoint's certificate trusted? see ca_file)")
+            default: return (false, "TLS error")
+            }
+        }
+        if error is BoringSSLError || error is NIOSSLExtraError || "\(type(of: error))".contains("SSL") {
             return (false, "TLS handshake failed (is the endpoint's certificate trusted? see ca_file)")
         }
         if let e = error as? NIOConnectionError {

@@ -19,8 +19,8 @@ import Testing
     }
 
     /// A complete `POST` with a `Content-Length` body.
-    static func post(_ path: String, body: String) -> String {
-        "POST /callout:Acme/\(path) HTTP/1.1\r\nHost: proxy\r\n\(identity)Content-Type: text/plain\r\n"
+    static func post(_ path: String, body: String, method: String = "POST") -> String {
+        "\(method) /callout:Acme/\(path) HTTP/1.1\r\nHost: proxy\r\n\(identity)Content-Type: text/plain\r\n"
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
@@ -53,6 +53,43 @@ import Testing
             #expect(more.last?.status == 200)
             #expect(more.last?.json["path"] as? String == "/v2/p4")
             #expect(h.idp.tokenRequestCount == 1)
+        }
+    }
+
+    @Test func anUpgradeRequestIsTheConnectionsLast() async throws {
+        try await ProxyHarness.with { h in
+            let connection = try await RawConnection.open(port: h.proxyPort)
+            defer { connection.close() }
+            // The proxy does not upgrade; what follows such a request is not read as HTTP, so the
+            // request is answered with `Connection: close` and the connection ends there.
+            let upgrade =
+                "GET /callout:Acme/up HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                + "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\(Self.identity)\r\n"
+            try await connection.write(upgrade + Self.get("after"))
+            let responses = await connection.waitForResponses(1)
+            #expect(responses.first?.status == 200, "received: \(connection.text)")
+            #expect(responses.first?.header("connection")?.lowercased() == "close")
+            #expect(await connection.waitForClose())
+            #expect(HTTPResponseStream.parse(connection.bytes).responses.count == 1)
+            // Upgrade and HTTP2-Settings are hop-by-hop / Connection-listed: not forwarded.
+            #expect(h.upstream.requests.map(\.path) == ["/v2/up"])
+            let forwarded = h.upstream.requests.first?.headers.map { $0.name.lowercased() } ?? []
+            #expect(!forwarded.contains("upgrade") && !forwarded.contains("http2-settings"))
+        }
+    }
+
+    @Test func anOversizeBodyIsRefusedBeforeAnyContinue() async throws {
+        try await ProxyHarness.with { h in
+            let connection = try await RawConnection.open(port: h.proxyPort)
+            defer { connection.close() }
+            // Far beyond max_request_body_bytes: 413 at once, never `100 Continue` first.
+            try await connection.write(
+                "PUT /callout:Acme/big HTTP/1.1\r\nHost: proxy\r\n\(Self.identity)Content-Length: 999999999999\r\n"
+                    + "Expect: 100-continue\r\n\r\n")
+            let responses = await connection.waitForResponses(1)
+            #expect(responses.first?.status == 413, "received: \(connection.text)")
+            #expect(!connection.text.contains("100 Continue"))
+            #expect(h.upstream.requestCount == 0)
         }
     }
 
@@ -185,7 +222,7 @@ import Testing
     }
 
     @Test(arguments: [false, true])
-    func aRequestOnAPooledConnectionTheUpstreamClosedIsRetriedOnceOnAFreshOne(reset: Bool) async throws {
+    func anIdempotentRequestOnAPooledConnectionTheUpstreamClosedIsRetriedOnceOnAFreshOne(reset: Bool) async throws {
         try await ProxyHarness.with { h in
             let connection = try await RawConnection.open(port: h.proxyPort)
             defer { connection.close() }
@@ -205,21 +242,31 @@ import Testing
             #expect(h.upstream.requests.map(\.status) == [200, 0, 200])
             #expect(h.upstream.acceptedConnectionCount - acceptedBefore == 1)
 
-            // A small body is replayed whole on the fresh connection.
+            // An idempotent request with a small body (PUT) is replayed whole on a fresh connection.
             h.upstream.closeOpenConnectionsOnNextRequest(reset: reset)
             let payload = "replayable body \(reset)"
-            try await connection.write(Self.post("stale-post", body: payload))
+            try await connection.write(Self.post("stale-put", body: payload, method: "PUT"))
             responses = await connection.waitForResponses(3)
             #expect(responses.count == 3, "received: \(connection.text)")
             #expect(responses.last?.status == 200, "received: \(connection.text)")
-            #expect(responses.last?.json["path"] as? String == "/v2/stale-post")
+            #expect(responses.last?.json["path"] as? String == "/v2/stale-put")
             #expect(responses.last?.json["body_sha256"] as? String == Self.sha256(payload))
-            let posts = h.upstream.requests.filter { $0.method == "POST" }
-            #expect(posts.map(\.status) == [0, 200])
+            let puts = h.upstream.requests.filter { $0.method == "PUT" }
+            #expect(puts.map(\.status) == [0, 200])
             #expect(h.upstream.acceptedConnectionCount - acceptedBefore == 2)
 
-            // The caller never saw an error, the connection is still good, and the token was
-            // not refreshed for it.
+            // A POST is not idempotent: the upstream may have acted on it before the connection
+            // went, so it is not sent again (RFC 9110 §9.2.2) and the caller gets the failure.
+            h.upstream.closeOpenConnectionsOnNextRequest(reset: reset)
+            try await connection.write(Self.post("stale-post", body: payload))
+            responses = await connection.waitForResponses(4)
+            #expect(responses.count == 4, "received: \(connection.text)")
+            #expect(responses.last?.status == 502, "received: \(connection.text)")
+            #expect(responses.last?.json["code"] as? String == "upstream_unavailable")
+            #expect(h.upstream.requests.filter { $0.method == "POST" }.map(\.status) == [0])
+            #expect(h.upstream.acceptedConnectionCount - acceptedBefore == 2)
+
+            // The connection is still good, and the token was not refreshed for any of it.
             #expect(!connection.isClosed)
             #expect(h.idp.tokenRequestCount == 1)
         }

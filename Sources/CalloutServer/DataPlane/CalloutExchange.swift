@@ -49,8 +49,14 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private var retried = false
     private var staleRetried = false
     private var connection: UpstreamConnection?
+    /// The upstream request, built once per attempt before a connection is taken.
+    private var request: (head: HTTPRequestHead, body: ByteBuffer?)?
+    /// Set while waiting for a pooled connection, so a callout that ends meanwhile stops waiting.
+    private var waiting: UpstreamPool.Waiter?
     private var connectionWasReused = false
     private var responseKeepAlive = true
+    /// The caller's connection ends with this response (an HTTP/1.0 body without a length).
+    private var responseClosesConnection = false
     private var discardedBytes = 0
     private var deadline: NIODeadline?
     private var lastActivity = NIODeadline.now()
@@ -113,6 +119,9 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         case .failure(let p): return refuse(p, bodyRead: false)
         }
 
+        if case .length(let n) = framing, n > Int64(settings.maxRequestBodyBytes) {
+            return refuse(.requestTooLarge(limit: settings.maxRequestBodyBytes), bodyRead: false)
+        }
         // `Expect: 100-continue`: the proxy answers it itself, once the request is known to be
         // acceptable, so refused requests never make the client send its body.
         if let expectation = head.headers.first(name: "expect") {
@@ -131,8 +140,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         switch framing {
         case .empty:
             body = .buffered(nil)
-        case .length(let n) where n > Int64(settings.maxRequestBodyBytes):
-            return refuse(.requestTooLarge(limit: settings.maxRequestBodyBytes), bodyRead: false)
         case .length, .chunked:
             body = .collecting(ByteBuffer())
         }
@@ -215,6 +222,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     func clientGone() {
         guard stage != .done else { return }
         stage = .done
+        waiting?.cancel()
+        waiting = nil
         connection?.abandon()
         connection = nil
         finishLog()
@@ -269,18 +278,37 @@ final class CalloutExchange: UpstreamExchangeDelegate {
 
     private func send(fresh: Bool) {
         guard let plan else { return }
-        stage = .connecting
         if deadline == nil { deadline = .now() + .seconds(Int64(settings.requestTimeoutSeconds)) }
+        // A token refresh that outlasted the deadline does not send the request after all.
+        if let deadline, deadline <= .now() { return upstreamProblem(UpstreamTimeoutError()) }
+        // The request is built before a connection is taken: a formula failure costs none.
+        do {
+            switch body {
+            case .buffered(let buffered):
+                let rendered = try plan.renderBody(buffered, token: token)
+                let head = try plan.requestHead(token: token, bodyLength: Int64(rendered?.readableBytes ?? 0))
+                request = (head, rendered)
+            case .streaming(let declaredLength):
+                request = (try plan.requestHead(token: token, bodyLength: declaredLength), nil)
+            case .collecting:
+                preconditionFailure("sent before the body was read")
+            }
+        } catch {
+            let problem = error as? Problem ?? .badRequest("the request could not be built")
+            return refuse(problem, bodyRead: clientBodyDone)
+        }
+        stage = .connecting
         handler.ensureTimer()
         if !fresh, let idle = pool.takeIdle(plan.upstream.endpoint) { return connected(.success(idle)) }
         let loop = NIOLoopBound(self, eventLoop: pool.eventLoop)
-        pool.acquire(plan.upstream.endpoint, limits: services.pools.limits(settings), fresh: fresh) { result in
-            loop.value.connected(result)
+        waiting = pool.acquire(plan.upstream.endpoint, limits: services.pools.limits(settings), fresh: fresh) {
+            result in loop.value.connected(result)
         }
     }
 
     private func connected(_ result: Result<UpstreamConnection, any Error>) {
-        guard stage == .connecting, let plan else {
+        waiting = nil
+        guard stage == .connecting, let request else {
             if case .success(let connection) = result { pool.release(connection, reusable: true) }
             return
         }
@@ -294,32 +322,23 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         connection.begin(self)
         stage = .awaitingHead
         upstreamStarted = .now
-        do {
-            switch body {
-            case .buffered(let buffered):
-                let rendered = try plan.renderBody(buffered, token: token)
-                let head = try plan.requestHead(token: token, bodyLength: Int64(rendered?.readableBytes ?? 0))
-                connection.write(.head(head))
-                if let rendered, rendered.readableBytes > 0 { connection.write(.body(.byteBuffer(rendered))) }
-                connection.write(.end(nil))
-                connection.flush()
-            case .streaming(let declaredLength):
-                let head = try plan.requestHead(token: token, bodyLength: declaredLength)
-                connection.write(.head(head))
-                for part in pendingParts { connection.write(.body(.byteBuffer(part))) }
-                pendingParts = []
-                if clientBodyDone { connection.write(.end(nil)) }
-                connection.flush()
-                upstreamReady = true
-                handler.resumeReading()
-            case .collecting:
-                preconditionFailure("sent before the body was read")
+        connection.write(.head(request.head))
+        switch body {
+        case .buffered:
+            if let rendered = request.body, rendered.readableBytes > 0 {
+                connection.write(.body(.byteBuffer(rendered)))
             }
-        } catch {
-            self.connection = nil
-            pool.release(connection, reusable: false)
-            let problem = error as? Problem ?? .badRequest("the request could not be built")
-            return refuse(problem, bodyRead: clientBodyDone)
+            connection.write(.end(nil))
+            connection.flush()
+        case .streaming:
+            for part in pendingParts { connection.write(.body(.byteBuffer(part))) }
+            pendingParts = []
+            if clientBodyDone { connection.write(.end(nil)) }
+            connection.flush()
+            upstreamReady = true
+            handler.resumeReading()
+        case .collecting:
+            preconditionFailure("sent before the body was read")
         }
     }
 
@@ -384,12 +403,17 @@ final class CalloutExchange: UpstreamExchangeDelegate {
                 })
         }
         headers.add(name: "Via", value: CalloutPlan.via)
-        if !head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+        // An HTTP/1.0 caller cannot take a chunked body: without a length, the end of the
+        // connection ends the body.
+        let bodiless = head.method == .HEAD || response.status.code == 204 || response.status.code == 304
+        if head.version.major == 1 && head.version.minor == 0 && !bodiless && !headers.contains(name: "content-length")
+        {
+            responseClosesConnection = true
+        }
+        if !keepAlive || responseClosesConnection { headers.replaceOrAdd(name: "Connection", value: "close") }
         log.status = Int(response.status.code)
         var responseHead = HTTPResponseHead(version: head.version, status: response.status, headers: headers)
-        if head.method == .HEAD || response.status.code == 204 || response.status.code == 304 {
-            responseHead.headers.remove(name: "transfer-encoding")
-        }
+        if bodiless { responseHead.headers.remove(name: "transfer-encoding") }
         stage = .delivering
         lastActivity = .now()
         handler.write(.head(responseHead))
@@ -428,7 +452,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             stage = .done
             finishLog()
             // A streamed body the upstream did not wait for leaves the client mid-request.
-            handler.endResponse(of: self, keepAlive: keepAlive && clientBodyDone)
+            handler.endResponse(of: self, keepAlive: keepAlive && clientBodyDone && !responseClosesConnection)
         default:
             break
         }
@@ -444,8 +468,11 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         case .discarding:
             refreshAndReplay()
         case .awaitingHead:
-            // A kept-alive connection the upstream had just closed: try once on a new one.
-            if connectionWasReused, bodyReplayable, !staleRetried, error is UpstreamClosedError || error is IOError {
+            // A kept-alive connection the upstream had just closed: an idempotent request is tried
+            // once more on a new one (RFC 9110 §9.2.2; the upstream may have acted on anything else).
+            if connectionWasReused, bodyReplayable, !staleRetried, Self.isIdempotent(head.method),
+                error is UpstreamClosedError || error is IOError
+            {
                 staleRetried = true
                 return send(fresh: true)
             }
@@ -463,6 +490,13 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             handler.abort(self)
         default:
             break
+        }
+    }
+
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .PUT, .DELETE, .OPTIONS, .TRACE: return true
+        default: return false
         }
     }
 
@@ -548,6 +582,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func refuse(_ problem: Problem, bodyRead: Bool) {
         guard stage != .done else { return }
         stage = .done
+        waiting?.cancel()
+        waiting = nil
         if let connection {
             connection.abandon()
             self.connection = nil

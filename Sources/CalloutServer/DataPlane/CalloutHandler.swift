@@ -116,6 +116,8 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A response head went out and its end has not.
     private var responseInProgress = false
     private var parseErrorAnswered = false
+    /// A request asked to upgrade the protocol: nothing after it is read.
+    private var lastRequest = false
 
     init(services: CalloutServices, headTimeout: TimeAmount, idleTimeout: TimeAmount, maxHeaderBytes: Int) {
         self.services = services
@@ -158,9 +160,14 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a response that closes the connection nothing more is read or timed.
+        guard !ignoringInput else { return }
         let part = unwrapInboundIn(data)
         switch part {
-        case .head:
+        case .head(let head):
+            // NIO's decoder stops parsing after a request that asks for a protocol upgrade; the
+            // proxy does not upgrade, so that request is the connection's last: answered, closed.
+            if head.headers.contains(name: "upgrade") { lastRequest = true }
             requestsInFlight += 1
             readingBody = true
             setClientDeadline(.now() + idleTimeout)
@@ -191,7 +198,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             _ = services.registry.setBusy(context.channel, true)
             let next = CalloutExchange(
                 handler: self, pool: pool, snapshot: services.configuration.current, head: head,
-                closing: services.registry.isDraining)
+                closing: services.registry.isDraining || lastRequest)
             exchange = next
             next.start()
         case .body(let buffer):
@@ -220,7 +227,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if !queued.isEmpty || (exchange?.holdsClientReads ?? false) {
+        if !queued.isEmpty || (exchange?.holdsClientReads ?? false) || (lastRequest && !readingBody) {
             pendingRead = true
         } else {
             context.read()
@@ -235,7 +242,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A client closing mid-request (invalidEOFState) gets no answer: nobody is listening.
         guard let parseError = error as? HTTPParserError, parseError != .invalidEOFState, !parseErrorAnswered,
-            !responseInProgress, context.channel.isActive
+            !responseInProgress, !ignoringInput, context.channel.isActive
         else {
             context.close(promise: nil)
             return
@@ -253,6 +260,8 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         let channel = context.channel
+        // The close waits for the write; a client that stops reading is cut off at the idle limit.
+        setClientDeadline(.now() + idleTimeout)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
@@ -296,7 +305,9 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func resumeReading() {
-        guard pendingRead, let context, queued.isEmpty, !(exchange?.holdsClientReads ?? false) else { return }
+        guard pendingRead, let context, queued.isEmpty, !(exchange?.holdsClientReads ?? false),
+            !(lastRequest && !readingBody)
+        else { return }
         pendingRead = false
         context.read()
     }
@@ -317,9 +328,15 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestsInFlight -= 1
         if requestsInFlight == 0 { setClientDeadline(.now() + idleTimeout) }
         let stay = services.registry.setBusy(context.channel, false) && keepAlive
-        if !stay { ignoringInput = true }
+        if !stay {
+            ignoringInput = true
+            queued = []
+            // The close waits for the write; a client that stops reading is cut off at the idle limit.
+            setClientDeadline(.now() + idleTimeout)
+        }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if stay {
+            guard context.channel.isActive else { return }
             drainQueue()
             resumeReading()
         } else {

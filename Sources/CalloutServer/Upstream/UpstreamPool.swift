@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 
 /// Where upstream connections go: host, port and the TLS context they are secured with (`nil`
 /// for `http://`, which only `allow_insecure_http` permits). Two named credentials with the same
@@ -96,10 +97,19 @@ final class UpstreamPool: @unchecked Sendable {
 
     typealias Callback = (Result<UpstreamConnection, any Error>) -> Void
 
+    /// A callout waiting for a connection. Cancelled when the callout ends first (timeout, refusal,
+    /// client gone): it is then skipped, and nothing it holds stays queued.
+    final class Waiter {
+        fileprivate var callback: Callback?
+        fileprivate init(_ callback: @escaping Callback) { self.callback = callback }
+        func cancel() { callback = nil }
+        var isCancelled: Bool { callback == nil }
+    }
+
     let eventLoop: any EventLoop
     private var idle: [UpstreamEndpoint: [UpstreamConnection]] = [:]
     private var open: [UpstreamEndpoint: Int] = [:]
-    private var waiters: [UpstreamEndpoint: [Callback]] = [:]
+    private var waiters: [UpstreamEndpoint: [Waiter]] = [:]
     private var connectTimeout = TimeAmount.seconds(10)
     private var sweeper: RepeatedTask?
     private var closed = false
@@ -109,23 +119,45 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// An idle connection to `endpoint`, or a new one; with `fresh`, always a new one.
-    func acquire(_ endpoint: UpstreamEndpoint, limits: Limits, fresh: Bool = false, _ callback: @escaping Callback) {
+    /// Returns the waiter when the callout has to wait (the pool is at its limit for `endpoint`).
+    @discardableResult
+    func acquire(_ endpoint: UpstreamEndpoint, limits: Limits, fresh: Bool = false, _ callback: @escaping Callback)
+        -> Waiter?
+    {
         eventLoop.assertInEventLoop()
-        guard !closed else { return callback(.failure(ChannelError.ioOnClosedChannel)) }
+        guard !closed else {
+            callback(.failure(ChannelError.ioOnClosedChannel))
+            return nil
+        }
         connectTimeout = limits.connectTimeout
         if !fresh, let connection = takeIdle(endpoint) {
-            return callback(.success(connection))
+            callback(.success(connection))
+            return nil
         }
+        let waiter = Waiter(callback)
         if open[endpoint, default: 0] >= limits.maxConnectionsPerEndpoint {
             if fresh, let connection = takeIdle(endpoint) {
                 // At the limit: make room by replacing an idle connection.
                 connection.abandon()
             } else {
-                waiters[endpoint, default: []].append(callback)
-                return
+                waiters[endpoint, default: []].append(waiter)
+                return waiter
             }
         }
-        connect(endpoint, callback)
+        connect(endpoint, waiter)
+        return nil
+    }
+
+    /// The first waiter for `endpoint` that is still waiting, removed from the queue.
+    private func nextWaiter(_ endpoint: UpstreamEndpoint) -> Waiter? {
+        guard var queue = waiters[endpoint] else { return nil }
+        var found: Waiter? = nil
+        while found == nil, !queue.isEmpty {
+            let waiter = queue.removeFirst()
+            if !waiter.isCancelled { found = waiter }
+        }
+        waiters[endpoint] = queue.isEmpty ? nil : queue
+        return found
     }
 
     /// Returns a connection after its exchange; `reusable` is false when the exchange did not
@@ -139,10 +171,9 @@ final class UpstreamPool: @unchecked Sendable {
             return
         }
         connection.reused = true
-        if var queue = waiters[connection.endpoint], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiters[connection.endpoint] = queue.isEmpty ? nil : queue
-            return next(.success(connection))
+        if let next = nextWaiter(connection.endpoint), let callback = next.callback {
+            next.cancel()
+            return callback(.success(connection))
         }
         connection.idleSince = .now()
         idle[connection.endpoint, default: []].append(connection)
@@ -160,7 +191,11 @@ final class UpstreamPool: @unchecked Sendable {
         for connection in all { connection.channel.close(promise: nil) }
         let pending = waiters.values.flatMap { $0 }
         waiters = [:]
-        for callback in pending { callback(.failure(ChannelError.ioOnClosedChannel)) }
+        for waiter in pending {
+            let callback = waiter.callback
+            waiter.cancel()
+            callback?(.failure(ChannelError.ioOnClosedChannel))
+        }
     }
 
     /// Connections open right now (idle and busy), for tests and metrics.
@@ -179,7 +214,7 @@ final class UpstreamPool: @unchecked Sendable {
         return nil
     }
 
-    private func connect(_ endpoint: UpstreamEndpoint, _ callback: @escaping Callback) {
+    private func connect(_ endpoint: UpstreamEndpoint, _ waiter: Waiter) {
         open[endpoint, default: 0] += 1
         let tls = endpoint.tls
         let host = endpoint.host
@@ -198,6 +233,17 @@ final class UpstreamPool: @unchecked Sendable {
                     try sync.addHandler(UpstreamConnectionHandler())
                 }
             }
+        // Handed over once TLS is established: until then writes would pile up inside the TLS
+        // handler, unseen by the channel's writability (a streamed body would not be held back).
+        let deliver = { (result: Result<UpstreamConnection, any Error>) in
+            if let callback = waiter.callback {
+                waiter.cancel()
+                callback(result)
+            } else if case .success(let connection) = result {
+                // Its callout ended while it connected: it serves the next one.
+                self.release(connection, reusable: true)
+            }
+        }
         bootstrap.connect(host: host, port: endpoint.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
@@ -205,17 +251,24 @@ final class UpstreamPool: @unchecked Sendable {
                 else {
                     channel.close(promise: nil)
                     self.connectionClosed(endpoint)
-                    return callback(.failure(ChannelError.inappropriateOperationForState))
+                    return deliver(.failure(ChannelError.inappropriateOperationForState))
                 }
                 let connection = UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler)
                 channel.closeFuture.assumeIsolated().whenComplete { _ in
                     self.connectionClosed(endpoint)
                     self.removeIdle(connection)
                 }
-                callback(.success(connection))
+                handler.whenReady(tls: tls != nil) { error in
+                    if let error {
+                        channel.close(promise: nil)
+                        deliver(.failure(error))
+                    } else {
+                        deliver(.success(connection))
+                    }
+                }
             case .failure(let error):
                 self.connectionClosed(endpoint)
-                callback(.failure(error))
+                deliver(.failure(error))
             }
         }
     }
@@ -224,11 +277,7 @@ final class UpstreamPool: @unchecked Sendable {
         let count = open[endpoint, default: 1] - 1
         open[endpoint] = count > 0 ? count : nil
         // A waiter gets a new connection in the freed slot.
-        if !closed, var queue = waiters[endpoint], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiters[endpoint] = queue.isEmpty ? nil : queue
-            connect(endpoint, next)
-        }
+        if !closed, let next = nextWaiter(endpoint) { connect(endpoint, next) }
     }
 
     private func removeIdle(_ connection: UpstreamConnection) {
@@ -277,6 +326,30 @@ private final class UpstreamConnectionHandler: ChannelDuplexHandler {
     var exchangeActive = false
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    /// Until the connection is ready (TLS established): who to tell, or the outcome so far.
+    private var onReady: ((_ error: (any Error)?) -> Void)?
+    private var readyOutcome: Result<Void, any Error>?
+    private var tlsEstablished = false
+
+    /// Calls `body` once the connection can carry a request: at once without TLS, else when the
+    /// handshake completes (or with the error that ended it).
+    func whenReady(tls: Bool, _ body: @escaping (_ error: (any Error)?) -> Void) {
+        if !tls || tlsEstablished { return body(nil) }
+        if case .failure(let error) = readyOutcome { return body(error) }
+        onReady = body
+    }
+
+    private func ready(_ error: (any Error)?) {
+        if let error { readyOutcome = .failure(error) } else { tlsEstablished = true }
+        let body = onReady
+        onReady = nil
+        body?(error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { ready(nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -327,11 +400,18 @@ private final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A peer that closes without close_notify is a close, as a plain FIN would be.
+        let error: any Error =
+            if let tlsError = error as? NIOSSLError, case .uncleanShutdown = tlsError { UpstreamClosedError() } else {
+                error
+            }
+        if !tlsEstablished, onReady != nil { ready(error) }
         fail(error)
         context.close(promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if !tlsEstablished, onReady != nil || readyOutcome == nil { ready(UpstreamClosedError()) }
         fail(UpstreamClosedError())
         context.fireChannelInactive()
     }
