@@ -78,7 +78,8 @@ public struct ProxySettings: Sendable, Equatable {
     public var principalHeader: String = "X-Callout-Principal"
     /// Extra PEM trust roots for the identity providers and upstreams, added to the system's.
     public var caFile: String?
-    /// Whole callout budget, from the request head to the last upstream byte: 1...120.
+    /// Callout budget until the upstream's response head, token fetch included; then the longest
+    /// silence while the response body streams: 1...120.
     public var requestTimeoutSeconds: Int = 10
     /// Connect timeout for upstreams and identity providers.
     public var connectTimeoutSeconds: Int = 5

@@ -234,6 +234,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func obtainToken() {
         guard let plan, let demand else { return }
         stage = .awaitingToken
+        // `request_timeout_seconds` counts from here: the token fetch is part of the callout.
+        if deadline == nil { deadline = .now() + .seconds(Int64(settings.requestTimeoutSeconds)) }
         guard plan.needsToken else { return tokenReady(nil) }
         do {
             if let cached = try services.tokens.cachedToken(for: demand) { return tokenReady(cached) }

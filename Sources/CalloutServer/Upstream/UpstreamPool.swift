@@ -258,7 +258,12 @@ final class UpstreamPool: @unchecked Sendable {
                     self.connectionClosed(endpoint)
                     self.removeIdle(connection)
                 }
+                // The TLS handshake counts against the connect timeout too.
+                let handshakeTimeout = self.eventLoop.assumeIsolated().scheduleTask(in: self.connectTimeout) {
+                    channel.pipeline.fireErrorCaught(ChannelError.connectTimeout(self.connectTimeout))
+                }
                 handler.whenReady(tls: tls != nil) { error in
+                    handshakeTimeout.cancel()
                     if let error {
                         channel.close(promise: nil)
                         deliver(.failure(error))
