@@ -242,10 +242,17 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         } catch {
             return tokenFailed(error)
         }
+        fetchToken(demand, invalidating: nil)
+    }
+
+    /// Waits for a token off the event loop (a fetch, or joining one in flight), after dropping
+    /// `failed` from the cache when given; the outcome comes back on the loop.
+    private func fetchToken(_ demand: TokenDemand, invalidating failed: IssuedToken?) {
         let tokens = services.tokens
         let loop = NIOLoopBound(self, eventLoop: pool.eventLoop)
         let eventLoop = pool.eventLoop
         Task {
+            if let failed { await tokens.invalidate(failed, for: demand) }
             let result: Result<IssuedToken, any Error>
             do { result = .success(try await tokens.token(for: demand)) } catch { result = .failure(error) }
             eventLoop.execute {
@@ -507,20 +514,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         retried = true
         log.retried = true
         stage = .awaitingToken
-        let tokens = services.tokens
-        let loop = NIOLoopBound(self, eventLoop: pool.eventLoop)
-        let eventLoop = pool.eventLoop
-        Task {
-            await tokens.invalidate(failed, for: demand)
-            let result: Result<IssuedToken, any Error>
-            do { result = .success(try await tokens.token(for: demand)) } catch { result = .failure(error) }
-            eventLoop.execute {
-                switch result {
-                case .success(let token): loop.value.tokenReady(token)
-                case .failure(let error): loop.value.tokenFailed(error)
-                }
-            }
-        }
+        fetchToken(demand, invalidating: failed)
     }
 
     private func upstreamProblem(_ error: any Error) {

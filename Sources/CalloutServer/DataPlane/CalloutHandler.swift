@@ -256,9 +256,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let problem: Problem =
             parseError == .headerOverflow
             ? .headersTooLarge(limit: maxHeaderBytes) : .badRequest("malformed HTTP request")
-        let (head, body) = ProblemResponse.parts(problem, head: nil, close: true)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        writeHeadAndBody(ProblemResponse.parts(problem, head: nil, close: true))
         let channel = context.channel
         // The close waits for the write; a client that stops reading is cut off at the idle limit.
         setClientDeadline(.now() + idleTimeout)
@@ -354,12 +352,15 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
+    private func writeHeadAndBody(_ parts: (HTTPResponseHead, ByteBuffer?)) {
+        write(.head(parts.0))
+        if let body = parts.1 { write(.body(.byteBuffer(body))) }
+    }
+
     /// Writes a complete problem response for `finished`.
     func writeProblem(_ problem: Problem, head: HTTPRequestHead, close: Bool, for finished: CalloutExchange) {
         guard exchange === finished else { return }
-        let (responseHead, body) = ProblemResponse.parts(problem, head: head, close: close)
-        write(.head(responseHead))
-        if let body { write(.body(.byteBuffer(body))) }
+        writeHeadAndBody(ProblemResponse.parts(problem, head: head, close: close))
         endResponse(of: finished, keepAlive: !close)
     }
 }
