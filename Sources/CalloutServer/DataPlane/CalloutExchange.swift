@@ -162,7 +162,9 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     func clientBody(_ chunk: ByteBuffer) {
         guard stage != .done else { return }
         switch body {
-        case .collecting(var buffer):
+        case .collecting:
+            // Taken out of `body` first, so appending does not copy it.
+            guard var buffer = takeCollected() else { return }
             var chunk = chunk
             buffer.writeBuffer(&chunk)
             if buffer.readableBytes > settings.maxRequestBodyBytes {
@@ -187,6 +189,12 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         case .buffered:
             break
         }
+    }
+
+    private func takeCollected() -> ByteBuffer? {
+        guard case .collecting(let buffer) = body else { return nil }
+        body = .buffered(nil)
+        return buffer
     }
 
     func clientEnd() {
