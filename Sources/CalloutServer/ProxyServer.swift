@@ -19,7 +19,6 @@ public final class ProxyServer: Sendable {
 
     private struct State {
         var serverChannel: (any Channel)?
-        var shuttingDown = false
     }
 
     public init(
@@ -104,10 +103,7 @@ public final class ProxyServer: Sendable {
     /// Stops accepting; idle connections close now, busy ones after their current callout, and
     /// any still open after `shutdown_grace_seconds` are closed.
     public func shutdown() {
-        let channel = state.withLockedValue { s -> (any Channel)? in
-            s.shuttingDown = true
-            return s.serverChannel
-        }
+        let channel = state.withLockedValue { $0.serverChannel }
         channel?.close(promise: nil)
         registry.drain()
         let grace = configuration.current.config.proxy.shutdownGraceSeconds

@@ -500,7 +500,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
                 "upstream body failed",
                 metadata: [
                     "named_credential": "\(plan?.named.name ?? "-")",
-                    "reason": "\(UpstreamClient.describe(error).reason)",
+                    "reason": "\(UpstreamFailure.describe(error).reason)",
                 ])
             stage = .done
             finishLog()
@@ -527,7 +527,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
 
     private func upstreamProblem(_ error: any Error) {
         guard let plan else { return }
-        let (timeout, reason) = UpstreamClient.describe(error)
+        let (timeout, reason) = UpstreamFailure.describe(error)
         services.logger.debug(
             "upstream failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(reason)"])
         refuse(

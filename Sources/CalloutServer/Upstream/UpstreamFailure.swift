@@ -1,0 +1,35 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// What a failed upstream exchange is called in problems and logs.
+enum UpstreamFailure {
+    /// A caller-safe description of a failure to reach an upstream: never a header or body.
+    static func describe(_ error: any Error) -> (timeout: Bool, reason: String) {
+        if error is UpstreamTimeoutError { return (true, "timed out") }
+        if error is UpstreamClosedError { return (false, "the endpoint closed the connection") }
+        if case ChannelError.connectTimeout = error { return (true, "timed out") }
+        if let tls = error as? NIOSSLError {
+            switch tls {
+            case .uncleanShutdown: return (false, "the endpoint closed the connection")
+            case .handshakeFailed:
+                return (false, "TLS handshake failed (is the endpoint's certificate trusted? see ca_file)")
+            default: return (false, "TLS error")
+            }
+        }
+        if error is BoringSSLError || error is NIOSSLExtraError || "\(type(of: error))".contains("SSL") {
+            return (false, "TLS handshake failed (is the endpoint's certificate trusted? see ca_file)")
+        }
+        if let e = error as? NIOConnectionError {
+            return (
+                false,
+                e.connectionErrors.isEmpty
+                    ? "connection failed (\(e.dnsAAAAError == nil && e.dnsAError == nil ? "no address" : "DNS lookup failed"))"
+                    : "connection refused or unreachable"
+            )
+        }
+        if error is ChannelError { return (false, "connection failed") }
+        if let io = error as? IOError { return (false, "connection failed (errno \(io.errnoCode))") }
+        return (false, "connection failed")
+    }
+}
