@@ -22,6 +22,15 @@ public protocol CalloutObserver: Sendable {
     func upstreamResponded(namedCredential: String, duration: Duration)
     func refreshNotReplayed(namedCredential: String)
     func connectionRejected()
+    /// A client connection was closed at accept because its setup failed (`kind`: a fixed word).
+    func connectionSetupFailed(kind: String)
+    /// An upstream connection was out of step with its requests and closed (`reason`: a fixed word).
+    func upstreamDesync(namedCredential: String, reason: String)
+}
+
+extension CalloutObserver {
+    public func connectionSetupFailed(kind: String) {}
+    public func upstreamDesync(namedCredential: String, reason: String) {}
 }
 
 /// Writes one access log line per callout.

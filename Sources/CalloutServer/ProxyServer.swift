@@ -13,8 +13,9 @@ public final class ProxyServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let limiter: ConnectionLimiter
-    private let registry = ConnectionRegistry()
-    private let pools: UpstreamPools
+    let registry = ConnectionRegistry()
+    let pools: UpstreamPools
+    private let observer: any CalloutObserver
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -30,7 +31,10 @@ public final class ProxyServer: Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
-        self.pools = UpstreamPools(loopCount: Array(group.makeIterator()).count)
+        self.observer = observer
+        let pools = UpstreamPools(logger: logger, observer: observer)
+        self.pools = pools
+        configuration.whenReplaced { pools.retire(keeping: $0.endpoints) }
         self.services = CalloutServices(
             configuration: configuration, tokens: tokens, logger: logger, observer: observer, registry: registry,
             pools: pools)
@@ -62,13 +66,13 @@ public final class ProxyServer: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard limiter.admit(channel) else {
                         channel.close(promise: nil)
-                        throw ChannelError.ioOnClosedChannel
+                        throw ConnectionRefusedAtLimit()
                     }
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
@@ -81,6 +85,8 @@ public final class ProxyServer: Sendable {
                 }
             }
             .bind(host: settings.listen.host, port: settings.listen.port).get()
+        // Last on the listener's pipeline: where the bootstrap reports a connection whose setup failed.
+        try await channel.pipeline.addHandler(AcceptFailureHandler(logger: logger, observer: observer)).get()
         state.withLockedValue { $0.serverChannel = channel }
         guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
         logger.debug("listening", metadata: ["address": "\(address)"])

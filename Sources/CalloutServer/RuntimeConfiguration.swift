@@ -8,6 +8,7 @@ import NIOSSL
 /// the snapshot it started with.
 public final class RuntimeConfiguration: Sendable {
     private let box: NIOLockedValueBox<Snapshot>
+    private let replaced = NIOLockedValueBox<[@Sendable (Snapshot) -> Void]>([])
 
     /// A class: each request holds the one it started with without copying the configuration.
     public final class Snapshot: Sendable {
@@ -15,30 +16,52 @@ public final class RuntimeConfiguration: Sendable {
         public let materials: CredentialMaterials
         public let identity: IdentityResolver
         public let generation: Int
-        /// Where each named credential's requests go (lower-cased name), TLS contexts built once
-        /// per configuration.
+        /// Where each named credential's requests go (lower-cased name).
         let upstreams: [String: UpstreamTarget]
+        /// The TLS contexts the upstreams use, each with the settings it was made from.
+        let tlsContexts: [(configuration: TLSConfiguration, context: NIOSSLContext)]
 
-        public init(config: ProxyConfig, materials: CredentialMaterials, generation: Int) throws {
+        /// TLS contexts are made once per distinct TLS setting, and taken over from `previous`
+        /// where the setting is unchanged: the upstream endpoints stay the same objects across a
+        /// reload, and so do their pooled connections and their connection limit.
+        public convenience init(config: ProxyConfig, materials: CredentialMaterials, generation: Int) throws {
+            try self.init(config: config, materials: materials, generation: generation, previous: nil)
+        }
+
+        init(config: ProxyConfig, materials: CredentialMaterials, generation: Int, previous: Snapshot?) throws {
             self.config = config
             self.materials = materials
             self.identity = IdentityResolver(settings: config.proxy, callers: config.callers)
             self.generation = generation
-            let shared = try NIOSSLContext(configuration: materials.tlsConfiguration())
+            var contexts: [(configuration: TLSConfiguration, context: NIOSSLContext)] = []
+            func context(_ configuration: TLSConfiguration) throws -> NIOSSLContext {
+                if let made = contexts.first(where: { $0.configuration.bestEffortEquals(configuration) }) {
+                    return made.context
+                }
+                let context =
+                    try previous?.tlsContexts.first(where: { $0.configuration.bestEffortEquals(configuration) })?
+                    .context ?? NIOSSLContext(configuration: configuration)
+                contexts.append((configuration, context))
+                return context
+            }
             var upstreams: [String: UpstreamTarget] = [:]
             for named in config.namedCredentials {
                 var tls: NIOSSLContext? = nil
                 if named.url.scheme?.lowercased() == "https" {
                     if let name = named.clientCertificate, materials.tlsIdentity(name) != nil {
-                        tls = try NIOSSLContext(configuration: materials.tlsConfiguration(clientCertificate: name))
+                        tls = try context(materials.tlsConfiguration(clientCertificate: name))
                     } else {
-                        tls = shared
+                        tls = try context(materials.tlsConfiguration())
                     }
                 }
                 upstreams[named.name.lowercased()] = UpstreamTarget(url: named.url, tls: tls)
             }
             self.upstreams = upstreams
+            self.tlsContexts = contexts
         }
+
+        /// Every endpoint this configuration sends callouts to.
+        var endpoints: Set<UpstreamEndpoint> { Set(upstreams.values.map(\.endpoint)) }
     }
 
     public init(_ config: ProxyConfig, materials: CredentialMaterials) throws {
@@ -50,10 +73,17 @@ public final class RuntimeConfiguration: Sendable {
     /// Installs `config` for new requests; returns the new generation.
     @discardableResult
     public func replace(with config: ProxyConfig, materials: CredentialMaterials) throws -> Int {
-        let generation = box.withLockedValue { $0.generation } + 1
-        let next = try Snapshot(config: config, materials: materials, generation: generation)
+        let previous = current
+        let next = try Snapshot(
+            config: config, materials: materials, generation: previous.generation + 1, previous: previous)
         box.withLockedValue { $0 = next }
-        return generation
+        for body in replaced.withLockedValue({ $0 }) { body(next) }
+        return next.generation
+    }
+
+    /// Calls `body` with each configuration installed from now on.
+    func whenReplaced(_ body: @escaping @Sendable (Snapshot) -> Void) {
+        replaced.withLockedValue { $0.append(body) }
     }
 }
 

@@ -87,6 +87,7 @@ struct ConfigBuilder {
         if let v = t.int("idle_timeout_seconds", in: 1...3600) { s.idleTimeoutSeconds = v }
         if let v = t.int("max_connections", in: 1...1_000_000) { s.maxConnections = v }
         if let v = t.int("upstream_max_connections_per_host", in: 1...10_000) { s.upstreamMaxConnectionsPerHost = v }
+        if let v = t.int("upstream_idle_timeout_seconds", in: 1...3600) { s.upstreamIdleTimeoutSeconds = v }
         if let v = t.int("max_cached_tokens", in: 1...10_000_000) { s.maxCachedTokens = v }
         if let v = t.double("token_refresh_ahead_ratio", in: 0.1...1.0) { s.tokenRefreshAheadRatio = v }
         if let v = t.int("token_expiry_skew_seconds", in: 0...600) { s.tokenExpirySkewSeconds = v }

@@ -96,6 +96,9 @@ public struct ProxySettings: Sendable, Equatable {
     /// Keep-alive HTTP/1.1 connections to one upstream (shared out between event-loop threads) or
     /// identity provider host.
     public var upstreamMaxConnectionsPerHost: Int = 256
+    /// How long an upstream connection may sit idle in the pool (shortened to a second below an
+    /// upstream's own `Keep-Alive: timeout`).
+    public var upstreamIdleTimeoutSeconds: Int = 60
     /// Open client connections at once; further connections are closed at accept.
     public var maxConnections: Int = 10_000
     /// Token cache entries (external credential × principal × scope × claims), LRU-evicted.

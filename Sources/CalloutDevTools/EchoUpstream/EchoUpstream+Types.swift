@@ -24,6 +24,25 @@ extension EchoUpstream {
         case resetAfterHead
         /// Closes the connection as soon as a request head arrives, without answering.
         case closeImmediately
+        /// Echoes, then misbehaves after the response as `misbehavior` says.
+        case misbehave(Misbehavior)
+        /// Echoes, misbehaving after each response as the list says, in turn (request 1 the
+        /// first entry, and round again).
+        case misbehaving([Misbehavior])
+    }
+
+    /// What a misbehaving upstream does after a correctly framed echo response.
+    public enum Misbehavior: Sendable, Equatable {
+        /// Nothing: a clean response.
+        case none
+        /// Sends one more complete response (the same echo, a second time), unasked, with the first.
+        case extraResponse
+        /// Sends bytes that are no response at all after the body.
+        case junkAfterBody
+        /// Closes the connection after the response, though it announced keep-alive.
+        case closeAfterResponse
+        /// Sends one more complete response this many seconds later, unasked.
+        case extraResponseLater(seconds: Double)
     }
 
     public struct Configuration: Sendable {

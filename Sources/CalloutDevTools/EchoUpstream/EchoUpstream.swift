@@ -56,8 +56,10 @@ public final class EchoUpstream: Sendable {
                     if let sslContext {
                         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
+                    let raw = RawBytesWriter()
+                    try pipeline.addHandler(raw)
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-                    try pipeline.addHandler(EchoUpstreamHandler(core: core, abort: abort))
+                    try pipeline.addHandler(EchoUpstreamHandler(core: core, abort: abort, raw: raw))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

@@ -37,6 +37,8 @@ struct EchoResponsePlan: Sendable {
     var chunkDelay: Double = 0
     /// Send the head, then reset the connection.
     var resetAfterHead = false
+    /// What to do once the response is written.
+    var afterResponse: EchoUpstream.Misbehavior = .none
 }
 
 /// State shared by the server and its connections: behaviour, recorded requests, open
@@ -81,6 +83,9 @@ final class EchoUpstreamCore: Sendable {
     func behaviorForNextRequest() -> EchoUpstream.Behavior {
         state.withLock { state in
             state.requestCount += 1
+            if case .misbehaving(let list) = state.behavior {
+                return list.isEmpty ? .echo : .misbehave(list[(state.requestCount - 1) % list.count])
+            }
             guard case .statusSequence(var statuses) = state.behavior else { return state.behavior }
             guard !statuses.isEmpty else {
                 state.behavior = .echo
@@ -150,7 +155,7 @@ final class EchoUpstreamCore: Sendable {
             ByteBuffer(string: echoJSON(exchange, authorization: authorization, tokenValid: tokenValid)))
         var plan = EchoResponsePlan(status: 200, headers: Self.jsonHeaders, body: echo)
         switch behavior {
-        case .echo, .slowHeaders, .slowBody:
+        case .echo, .slowHeaders, .slowBody, .misbehave, .misbehaving:
             if tokenValid == false {
                 plan.status = 401
                 plan.headers += Self.invalidToken
@@ -166,6 +171,7 @@ final class EchoUpstreamCore: Sendable {
                 ]
             }
             if case .slowHeaders(let seconds) = behavior { plan.headDelay = max(0, seconds) }
+            if case .misbehave(let misbehavior) = behavior { plan.afterResponse = misbehavior }
             if case .slowBody(let chunks, let delay) = behavior {
                 plan.slowChunks = max(1, chunks)
                 plan.chunkDelay = max(0, delay)

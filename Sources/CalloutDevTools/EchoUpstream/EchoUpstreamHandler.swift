@@ -30,6 +30,8 @@ final class EchoUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
         var body: EchoResponsePlan.Body
         var written = 0
         var keepAlive: Bool
+        var head: HTTPResponseHead? = nil
+        var afterResponse: EchoUpstream.Misbehavior = .none
         var slowChunkBytes: Int?
         var chunkDelay: Double
 
@@ -66,9 +68,12 @@ final class EchoUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var scheduled: Scheduled<Void>?
     private var aborted = false
 
-    init(core: EchoUpstreamCore, abort: ConnectionAbortHandler) {
+    private let raw: RawBytesWriter?
+
+    init(core: EchoUpstreamCore, abort: ConnectionAbortHandler, raw: RawBytesWriter? = nil) {
         self.core = core
         self.abort = abort
+        self.raw = raw
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -161,6 +166,9 @@ final class EchoUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         let head = HTTPResponseHead(
             version: .http1_1, status: HTTPResponseStatus(statusCode: plan.status), headers: headers)
+        if plan.afterResponse != .none, raw != nil, case .bytes(let body) = plan.body, !isHead {
+            return misbehave(plan.afterResponse, head: head, body: body, context: context)
+        }
         context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
         if plan.resetAfterHead {
             aborted = true
@@ -220,6 +228,52 @@ final class EchoUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// Writes the response, then does what `misbehavior` says, in the same write where it adds
+    /// bytes: as a server that answers twice, or appends junk, sends them.
+    private func misbehave(
+        _ misbehavior: EchoUpstream.Misbehavior, head: HTTPResponseHead, body: ByteBuffer,
+        context: ChannelHandlerContext
+    ) {
+        guard let raw else { return }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        switch misbehavior {
+        case .none:
+            context.flush()
+        case .extraResponse:
+            raw.write(Self.serialize(head, body: body))
+            context.flush()
+        case .junkAfterBody:
+            raw.write(ByteBuffer(string: "\u{1}\u{2} this is not a response\r\n"))
+            context.flush()
+        case .closeAfterResponse:
+            context.flush()
+            context.close(promise: nil)
+        case .extraResponseLater(let seconds):
+            context.flush()
+            let extra = Self.serialize(head, body: body)
+            scheduled = context.eventLoop.assumeIsolated().scheduleTask(
+                in: .nanoseconds(Int64(min(seconds, 3_600) * 1_000_000_000))
+            ) {
+                self.scheduled = nil
+                guard context.channel.isActive else { return }
+                self.raw?.write(extra)
+                context.flush()
+            }
+        }
+    }
+
+    private static func serialize(_ head: HTTPResponseHead, body: ByteBuffer) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
+        for (name, value) in head.headers { out.writeString("\(name): \(value)\r\n") }
+        out.writeString("\r\n")
+        var body = body
+        out.writeBuffer(&body)
+        return out
+    }
+
     // MARK: Helpers
 
     private func recorded(_ request: Incoming, digest: String, status: Int) -> EchoUpstream.RecordedRequest {
@@ -244,6 +298,23 @@ final class EchoUpstreamHandler: ChannelInboundHandler, RemovableChannelHandler 
             out.append(digits[Int(byte & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Sits between TLS and the HTTP codec, so that bytes can be written that are no HTTP message
+/// the encoder would produce (a misbehaving upstream's extra answers and junk).
+final class RawBytesWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Writes `bytes` below the HTTP codec (flushed with the next flush).
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 }
 

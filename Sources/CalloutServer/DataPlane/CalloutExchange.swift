@@ -325,7 +325,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
 
     private func connected(_ result: Result<UpstreamConnection, any Error>) {
         waiting = nil
-        guard stage == .connecting, let request else {
+        guard stage == .connecting, let request, let plan else {
             if case .success(let connection) = result { pool.release(connection, reusable: true) }
             return
         }
@@ -334,9 +334,12 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         case .success(let c): connection = c
         case .failure(let error): return upstreamProblem(error)
         }
-        self.connection = connection
         connectionWasReused = connection.reused
-        connection.begin(self)
+        guard connection.begin(self, requestIsHEAD: head.method == .HEAD, namedCredential: plan.named.name) else {
+            // Closed between the pool and here: another one.
+            return send(fresh: true)
+        }
+        self.connection = connection
         stage = .awaitingHead
         upstreamStarted = .now
         connection.write(.head(request.head))

@@ -27,47 +27,6 @@ final class CalloutServices: Sendable {
     }
 }
 
-/// One upstream pool per event loop, made on first use.
-final class UpstreamPools: Sendable {
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
-    /// Event loops in the group: `upstream_max_connections_per_host` is shared out between them.
-    let loopCount: Int
-
-    init(loopCount: Int) { self.loopCount = max(1, loopCount) }
-
-    func pool(for eventLoop: any EventLoop) -> UpstreamPool {
-        pools.withLockedValue { pools in
-            if let pool = pools[ObjectIdentifier(eventLoop)] { return pool }
-            let pool = UpstreamPool(eventLoop: eventLoop)
-            pools[ObjectIdentifier(eventLoop)] = pool
-            return pool
-        }
-    }
-
-    func limits(_ settings: ProxySettings) -> UpstreamPool.Limits {
-        UpstreamPool.Limits(
-            maxConnectionsPerEndpoint: max(
-                1, (settings.upstreamMaxConnectionsPerHost + loopCount - 1) / loopCount),
-            connectTimeout: .seconds(Int64(settings.connectTimeoutSeconds)))
-    }
-
-    /// Closes idle upstream connections; busy ones close when their exchange ends.
-    func closeAll() {
-        for pool in pools.withLockedValue({ Array($0.values) }) {
-            pool.eventLoop.execute { pool.close() }
-        }
-    }
-
-    /// Upstream connections open now, all loops together (for tests).
-    func openConnections() async -> Int {
-        var total = 0
-        for pool in pools.withLockedValue({ Array($0.values) }) {
-            total += (try? await pool.eventLoop.submit { pool.openConnections }.get()) ?? 0
-        }
-        return total
-    }
-}
-
 /// Serves one client connection: requests in order, each handed to a ``CalloutExchange``.
 /// Everything runs on the connection's event loop, upstream connections included.
 ///

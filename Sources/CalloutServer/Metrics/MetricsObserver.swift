@@ -22,6 +22,13 @@ struct MetricsObserver: CalloutObserver {
     }
 
     func connectionRejected() { metrics.connectionRejected() }
+
+    func connectionSetupFailed(kind: String) { metrics.connectionSetupFailed(kind: kind) }
+
+    func upstreamDesync(namedCredential: String, reason: String) {
+        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        metrics.upstreamDesync(namedCredential: label, reason: reason)
+    }
 }
 
 /// Sends every event to each observer in turn (the access log, then metrics).
@@ -42,5 +49,13 @@ struct CompositeObserver: CalloutObserver {
 
     func connectionRejected() {
         for o in observers { o.connectionRejected() }
+    }
+
+    func connectionSetupFailed(kind: String) {
+        for o in observers { o.connectionSetupFailed(kind: kind) }
+    }
+
+    func upstreamDesync(namedCredential: String, reason: String) {
+        for o in observers { o.upstreamDesync(namedCredential: namedCredential, reason: reason) }
     }
 }

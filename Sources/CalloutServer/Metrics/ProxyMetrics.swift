@@ -29,6 +29,8 @@ public final class ProxyMetrics: Sendable {
         public static let upstreamDuration = "callout_upstream_duration_seconds"
         public static let notReplayed = "callout_refresh_not_replayed_total"
         public static let connectionsRejected = "callout_connections_rejected_total"
+        public static let connectionSetupFailures = "callout_connection_setup_failures_total"
+        public static let upstreamDesync = "callout_upstream_desync_total"
         public static let openConnections = "callout_open_connections"
         public static let tokenRequests = "callout_token_requests_total"
         public static let idpDuration = "callout_idp_request_duration_seconds"
@@ -125,6 +127,18 @@ public final class ProxyMetrics: Sendable {
 
     func connectionRejected() {
         CoreMetrics.Counter(label: Name.connectionsRejected, factory: factory).increment()
+    }
+
+    func upstreamDesync(namedCredential: String, reason: String) {
+        CoreMetrics.Counter(
+            label: Name.upstreamDesync, dimensions: [("named_credential", namedCredential), ("reason", reason)],
+            factory: factory
+        ).increment()
+    }
+
+    func connectionSetupFailed(kind: String) {
+        CoreMetrics.Counter(label: Name.connectionSetupFailures, dimensions: [("kind", kind)], factory: factory)
+            .increment()
     }
 
     // MARK: - Tokens

@@ -3,11 +3,11 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import NIOTLS
 
 /// Where upstream connections go: host, port and the TLS context they are secured with (`nil`
 /// for `http://`, which only `allow_insecure_http` permits). Two named credentials with the same
-/// endpoint and TLS context share connections.
+/// endpoint and TLS context share connections. A reload that leaves the TLS settings as they
+/// were keeps the context (``RuntimeConfiguration``), and so the endpoint and its connections.
 struct UpstreamEndpoint: Hashable, Sendable {
     let host: String
     let port: Int
@@ -24,76 +24,21 @@ struct UpstreamEndpoint: Hashable, Sendable {
     }
 }
 
-/// Receives one exchange's response, on the connection's event loop.
-protocol UpstreamExchangeDelegate: AnyObject {
-    func upstreamHead(_ head: HTTPResponseHead)
-    func upstreamBody(_ buffer: ByteBuffer)
-    func upstreamEnd()
-    /// The end of one read from the socket: a good moment to flush what was written to the caller.
-    func upstreamReadComplete()
-    /// The connection failed or closed before the response ended.
-    func upstreamFailed(_ error: any Error)
-    func upstreamWritabilityChanged()
-    /// False while the caller cannot take more response bytes: the connection stops reading.
-    var acceptsResponseBytes: Bool { get }
-}
-
-/// The upstream closed the connection before the response ended.
-struct UpstreamClosedError: Error {}
-
-/// One keep-alive HTTP/1.1 connection to an upstream. Used on its event loop only.
-final class UpstreamConnection {
-    let channel: any Channel
-    let endpoint: UpstreamEndpoint
-    fileprivate let handler: UpstreamConnectionHandler
-    /// Has carried an exchange before: a failure before any response byte may be a keep-alive
-    /// race (the upstream closed it while idle), worth one more try on a fresh connection.
-    fileprivate(set) var reused = false
-    fileprivate var idleSince = NIODeadline.now()
-
-    fileprivate init(channel: any Channel, endpoint: UpstreamEndpoint, handler: UpstreamConnectionHandler) {
-        self.channel = channel
-        self.endpoint = endpoint
-        self.handler = handler
-    }
-
-    var isWritable: Bool { channel.isWritable }
-
-    /// Starts an exchange: response parts go to `delegate` until its end or a failure.
-    func begin(_ delegate: any UpstreamExchangeDelegate) {
-        handler.delegate = delegate
-        handler.exchangeActive = true
-    }
-
-    func write(_ part: HTTPClientRequestPart) {
-        handler.write(part)
-    }
-
-    func flush() { handler.flush() }
-
-    /// Resumes reading after the caller drained its buffers.
-    func resumeReading() { handler.resumeReading() }
-
-    /// Ends the exchange early: the connection is closed and not reused.
-    func abandon() {
-        handler.delegate = nil
-        handler.exchangeActive = false
-        channel.close(promise: nil)
-    }
-}
-
 /// Keep-alive upstream connections for one event loop. A client connection and the upstream
 /// connections serving it share the loop, so a callout never changes threads. Every method
 /// must be called on ``eventLoop``.
+///
+/// `upstream_max_connections_per_host` holds for the whole process: every loop's pool takes its
+/// connections from one ``UpstreamBudget``, and a callout that finds the budget spent waits on
+/// its own loop until a connection is released there or a slot frees up on any loop.
 final class UpstreamPool: @unchecked Sendable {
     struct Limits {
-        /// Connections to one endpoint from this pool; requests beyond it wait for one to free up.
+        /// Connections to one endpoint, all loops together; requests beyond it wait.
         var maxConnectionsPerEndpoint: Int
         var connectTimeout: TimeAmount
+        /// Idle connections older than this are closed.
+        var idleTimeout: TimeAmount
     }
-
-    /// Idle connections older than this are closed.
-    static let idleTimeout = TimeAmount.seconds(60)
 
     typealias Callback = (Result<UpstreamConnection, any Error>) -> Void
 
@@ -106,20 +51,40 @@ final class UpstreamPool: @unchecked Sendable {
         var isCancelled: Bool { callback == nil }
     }
 
+    /// What a pool asks of the other loops' pools.
+    struct Neighbours {
+        /// A slot of `endpoint`'s budget was freed here and nobody here waits for it.
+        var slotFreed: (UpstreamEndpoint) -> Void = { _ in }
+        /// A callout here waits for `endpoint` while the budget is spent: an idle connection
+        /// elsewhere should give up its slot.
+        var starved: (UpstreamEndpoint) -> Void = { _ in }
+    }
+
     let eventLoop: any EventLoop
+    private let budget: UpstreamBudget
+    private let neighbours: Neighbours
+    private let onDesync: UpstreamDesyncReport
     private var idle: [UpstreamEndpoint: [UpstreamConnection]] = [:]
     private var open: [UpstreamEndpoint: Int] = [:]
     private var waiters: [UpstreamEndpoint: [Waiter]] = [:]
-    private var connectTimeout = TimeAmount.seconds(10)
+    /// Endpoints no configuration names any more: their connections are not reused.
+    private var retired: Set<UpstreamEndpoint> = []
+    private var limits = Limits(maxConnectionsPerEndpoint: 1, connectTimeout: .seconds(10), idleTimeout: .seconds(60))
     private var sweeper: RepeatedTask?
     private var closed = false
 
-    init(eventLoop: any EventLoop) {
+    init(
+        eventLoop: any EventLoop, budget: UpstreamBudget = UpstreamBudget(), neighbours: Neighbours = Neighbours(),
+        onDesync: @escaping UpstreamDesyncReport = { _, _ in }
+    ) {
         self.eventLoop = eventLoop
+        self.budget = budget
+        self.neighbours = neighbours
+        self.onDesync = onDesync
     }
 
     /// An idle connection to `endpoint`, or a new one; with `fresh`, always a new one.
-    /// Returns the waiter when the callout has to wait (the pool is at its limit for `endpoint`).
+    /// Returns the waiter when the callout has to wait (the budget for `endpoint` is spent).
     @discardableResult
     func acquire(_ endpoint: UpstreamEndpoint, limits: Limits, fresh: Bool = false, _ callback: @escaping Callback)
         -> Waiter?
@@ -129,22 +94,25 @@ final class UpstreamPool: @unchecked Sendable {
             callback(.failure(ChannelError.ioOnClosedChannel))
             return nil
         }
-        connectTimeout = limits.connectTimeout
+        self.limits = limits
+        retired.remove(endpoint)
         if !fresh, let connection = takeIdle(endpoint) {
             callback(.success(connection))
             return nil
         }
         let waiter = Waiter(callback)
-        if open[endpoint, default: 0] >= limits.maxConnectionsPerEndpoint {
-            if fresh, let connection = takeIdle(endpoint) {
-                // At the limit: make room by replacing an idle connection.
-                connection.abandon()
-            } else {
-                waiters[endpoint, default: []].append(waiter)
-                return waiter
-            }
+        if budget.reserve(endpoint, limit: limits.maxConnectionsPerEndpoint) {
+            connect(endpoint, waiter)
+        } else if fresh, let connection = takeIdle(endpoint) {
+            // At the limit: an idle connection here gives its slot to the new one.
+            forget(connection, keepingSlot: true)
+            connection.abandon()
+            connect(endpoint, waiter)
+        } else {
+            waiters[endpoint, default: []].append(waiter)
+            neighbours.starved(endpoint)
+            return waiter
         }
-        connect(endpoint, waiter)
         return nil
     }
 
@@ -161,23 +129,39 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     /// Returns a connection after its exchange; `reusable` is false when the exchange did not
-    /// finish cleanly or either side asked to close.
+    /// finish cleanly or either side asked to close. A connection whose exchanges went out of
+    /// step is never reused, whatever `reusable` says.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         eventLoop.assertInEventLoop()
         connection.handler.delegate = nil
-        connection.handler.exchangeActive = false
-        guard reusable, !closed, connection.channel.isActive else {
-            connection.channel.close(promise: nil)
+        let endpoint = connection.endpoint
+        if reusable, connection.handler.machine.isSettling {
+            // Back to the pool once the read that carried the response's end is over.
+            connection.handler.onSettled = { [unowned self] in self.release(connection, reusable: true) }
             return
         }
-        connection.reused = true
-        if let next = nextWaiter(connection.endpoint), let callback = next.callback {
+        guard reusable, !closed, !retired.contains(endpoint), connection.canCarryAnotherExchange else {
+            connection.abandon()
+            return
+        }
+        // Owed to a callout waiting on another loop: its turn comes before the next one here.
+        if !owedSlots.isEmpty, owedSlots.remove(endpoint) != nil { return giveUp(connection) }
+        if let next = nextWaiter(endpoint), let callback = next.callback {
             next.cancel()
             return callback(.success(connection))
         }
         connection.idleSince = .now()
-        idle[connection.endpoint, default: []].append(connection)
+        connection.idleLimit = Self.idleLimit(limits.idleTimeout, upstreamSays: connection.handler.keepAliveTimeout)
+        guard connection.idleLimit > .zero else { return connection.abandon() }
+        idle[endpoint, default: []].append(connection)
         startSweeperIfNeeded()
+    }
+
+    /// How long a connection may idle: the setting, and a second less than the upstream's own
+    /// `Keep-Alive: timeout`, so the proxy closes it before the upstream does.
+    static func idleLimit(_ setting: TimeAmount, upstreamSays: TimeAmount?) -> TimeAmount {
+        guard let upstreamSays else { return setting }
+        return min(setting, upstreamSays - .seconds(1))
     }
 
     /// Closes idle connections and refuses new exchanges (shutdown).
@@ -188,7 +172,7 @@ final class UpstreamPool: @unchecked Sendable {
         sweeper = nil
         let all = idle.values.flatMap { $0 }
         idle = [:]
-        for connection in all { connection.channel.close(promise: nil) }
+        for connection in all { connection.abandon() }
         let pending = waiters.values.flatMap { $0 }
         waiters = [:]
         for waiter in pending {
@@ -198,39 +182,105 @@ final class UpstreamPool: @unchecked Sendable {
         }
     }
 
+    /// A new configuration no longer uses the endpoints outside `current`: their idle
+    /// connections close now, busy ones when their exchange ends.
+    func retire(keeping current: Set<UpstreamEndpoint>) {
+        eventLoop.assertInEventLoop()
+        let gone = Set(open.keys).union(idle.keys).subtracting(current)
+        retired.formUnion(gone)
+        for endpoint in gone {
+            for connection in idle.removeValue(forKey: endpoint) ?? [] { connection.abandon() }
+        }
+    }
+
+    /// A slot of `endpoint`'s budget was freed on another loop: a callout waiting here takes it.
+    func slotFreedElsewhere(_ endpoint: UpstreamEndpoint) {
+        eventLoop.assertInEventLoop()
+        guard !closed, waiters[endpoint] != nil else { return }
+        guard budget.reserve(endpoint, limit: limits.maxConnectionsPerEndpoint) else {
+            // Taken by another loop first: ask again for a turn.
+            return neighbours.starved(endpoint)
+        }
+        if let waiter = nextWaiter(endpoint) {
+            connect(endpoint, waiter)
+        } else {
+            budget.release(endpoint)
+        }
+    }
+
+    /// A callout on another loop waits for `endpoint`: an idle connection here gives up its slot,
+    /// or, if all are busy, the next one released here does.
+    func yieldIdle(_ endpoint: UpstreamEndpoint) {
+        eventLoop.assertInEventLoop()
+        if let connection = takeIdle(endpoint) {
+            giveUp(connection)
+        } else if open[endpoint] != nil {
+            owedSlots.insert(endpoint)
+        }
+    }
+
+    /// Endpoints whose next released connection closes, for a callout waiting on another loop.
+    private var owedSlots: Set<UpstreamEndpoint> = []
+    /// Connections closing so that their slot goes to another loop, not to a waiter here.
+    private var givenUp: Set<ObjectIdentifier> = []
+
+    private func giveUp(_ connection: UpstreamConnection) {
+        givenUp.insert(ObjectIdentifier(connection))
+        connection.abandon()
+    }
+
     /// Connections open right now (idle and busy), for tests and metrics.
     var openConnections: Int { open.values.reduce(0, +) }
 
+    /// The idle connections' channels (for tests that inspect their sockets).
+    var idleChannels: [any Channel] { idle.values.flatMap { $0.map(\.channel) } }
+
     // MARK: -
 
-    /// An idle connection to `endpoint`, if there is one (the common case, taken without a callback).
+    /// An idle connection to `endpoint` that is still good, if there is one (the common case,
+    /// taken without a callback).
     func takeIdle(_ endpoint: UpstreamEndpoint) -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
-        guard !closed else { return nil }
+        guard !closed, !idle.isEmpty else { return nil }
+        guard var list = idle[endpoint] else { return nil }
+        defer { idle[endpoint] = list.isEmpty ? nil : list }
         // Most recently used first: its TCP and TLS state are warmest.
-        while let connection = idle[endpoint]?.popLast() {
-            if connection.channel.isActive { return connection }
+        while let connection = list.popLast() {
+            if connection.canCarryAnotherExchange { return connection }
+            connection.abandon()
         }
         return nil
+    }
+
+    /// Connections whose close has already been accounted for: their slot went to a new one.
+    private var slotsHandedOver: Set<ObjectIdentifier> = []
+
+    private func forget(_ connection: UpstreamConnection, keepingSlot: Bool) {
+        if keepingSlot { slotsHandedOver.insert(ObjectIdentifier(connection)) }
     }
 
     private func connect(_ endpoint: UpstreamEndpoint, _ waiter: Waiter) {
         open[endpoint, default: 0] += 1
         let tls = endpoint.tls
         let host = endpoint.host
+        let connectTimeout = limits.connectTimeout
+        let idleTimeout = limits.idleTimeout
+        let onDesync = self.onDesync
         // SNI carries names only; an IP address is checked against the certificate's IP SANs.
         let serverName: String? = IPAddress.parse(host) != nil ? nil : host
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls {
                         try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
+                    let handler = UpstreamConnectionHandler(onDesync: onDesync)
+                    try sync.addHandler(UpstreamBytesMonitor(connection: handler))
                     try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try sync.addHandler(UpstreamConnectionHandler())
+                    try sync.addHandler(handler)
                 }
             }
         // Handed over once TLS is established: until then writes would pile up inside the TLS
@@ -250,17 +300,20 @@ final class UpstreamPool: @unchecked Sendable {
                 guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
                 else {
                     channel.close(promise: nil)
-                    self.connectionClosed(endpoint)
+                    self.connectionClosed(endpoint, slotHandedOver: false, givenUp: false)
                     return deliver(.failure(ChannelError.inappropriateOperationForState))
                 }
-                let connection = UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler)
+                let connection = UpstreamConnection(
+                    channel: channel, endpoint: endpoint, handler: handler, idleLimit: idleTimeout)
                 channel.closeFuture.assumeIsolated().whenComplete { _ in
-                    self.connectionClosed(endpoint)
+                    let handedOver = self.slotsHandedOver.remove(ObjectIdentifier(connection)) != nil
+                    let givenUp = self.givenUp.remove(ObjectIdentifier(connection)) != nil
                     self.removeIdle(connection)
+                    self.connectionClosed(endpoint, slotHandedOver: handedOver, givenUp: givenUp)
                 }
                 // The TLS handshake counts against the connect timeout too.
-                let handshakeTimeout = self.eventLoop.assumeIsolated().scheduleTask(in: self.connectTimeout) {
-                    channel.pipeline.fireErrorCaught(ChannelError.connectTimeout(self.connectTimeout))
+                let handshakeTimeout = self.eventLoop.assumeIsolated().scheduleTask(in: connectTimeout) {
+                    channel.pipeline.fireErrorCaught(ChannelError.connectTimeout(connectTimeout))
                 }
                 handler.whenReady(tls: tls != nil) { error in
                     handshakeTimeout.cancel()
@@ -272,17 +325,26 @@ final class UpstreamPool: @unchecked Sendable {
                     }
                 }
             case .failure(let error):
-                self.connectionClosed(endpoint)
+                self.connectionClosed(endpoint, slotHandedOver: false, givenUp: false)
                 deliver(.failure(error))
             }
         }
     }
 
-    private func connectionClosed(_ endpoint: UpstreamEndpoint) {
+    private func connectionClosed(_ endpoint: UpstreamEndpoint, slotHandedOver: Bool, givenUp: Bool) {
         let count = open[endpoint, default: 1] - 1
         open[endpoint] = count > 0 ? count : nil
-        // A waiter gets a new connection in the freed slot.
-        if !closed, let next = nextWaiter(endpoint) { connect(endpoint, next) }
+        if count <= 0 { retired.remove(endpoint) }
+        if slotHandedOver { return }
+        // A waiter here gets a new connection in the freed slot, unless the slot was given up for
+        // another loop's waiter; then the callouts waiting here ask for a turn in return.
+        if !closed, !givenUp, let next = nextWaiter(endpoint) {
+            connect(endpoint, next)
+        } else {
+            budget.release(endpoint)
+            neighbours.slotFreed(endpoint)
+            if givenUp, waiters[endpoint] != nil { neighbours.starved(endpoint) }
+        }
     }
 
     private func removeIdle(_ connection: UpstreamConnection) {
@@ -295,7 +357,7 @@ final class UpstreamPool: @unchecked Sendable {
 
     private func startSweeperIfNeeded() {
         guard sweeper == nil else { return }
-        let interval = TimeAmount.nanoseconds(max(Self.idleTimeout.nanoseconds / 4, 1_000_000_000))
+        let interval = TimeAmount.nanoseconds(max(limits.idleTimeout.nanoseconds / 4, 1_000_000_000))
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         sweeper = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { task in
             loopBound.value.sweep(task)
@@ -303,128 +365,19 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     private func sweep(_ task: RepeatedTask) {
-        let cutoff = NIODeadline.now() - Self.idleTimeout
+        let now = NIODeadline.now()
         var expired: [UpstreamConnection] = []
         for (endpoint, list) in idle {
-            let keep = list.filter { $0.idleSince > cutoff }
+            let keep = list.filter { $0.idleSince + $0.idleLimit > now }
             if keep.count != list.count {
-                expired.append(contentsOf: list.filter { $0.idleSince <= cutoff })
+                expired.append(contentsOf: list.filter { $0.idleSince + $0.idleLimit <= now })
                 idle[endpoint] = keep.isEmpty ? nil : keep
             }
         }
-        for connection in expired { connection.channel.close(promise: nil) }
+        for connection in expired { connection.abandon() }
         if idle.isEmpty {
             task.cancel()
             sweeper = nil
         }
-    }
-}
-
-/// Passes one exchange's response parts to its delegate and holds reads while the caller
-/// cannot take more (backpressure for large responses).
-private final class UpstreamConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    weak var delegate: (any UpstreamExchangeDelegate)?
-    var exchangeActive = false
-    private var context: ChannelHandlerContext?
-    private var pendingRead = false
-    /// Until the connection is ready (TLS established): who to tell, or the outcome so far.
-    private var onReady: ((_ error: (any Error)?) -> Void)?
-    private var readyOutcome: Result<Void, any Error>?
-    private var tlsEstablished = false
-
-    /// Calls `body` once the connection can carry a request: at once without TLS, else when the
-    /// handshake completes (or with the error that ended it).
-    func whenReady(tls: Bool, _ body: @escaping (_ error: (any Error)?) -> Void) {
-        if !tls || tlsEstablished { return body(nil) }
-        if case .failure(let error) = readyOutcome { return body(error) }
-        onReady = body
-    }
-
-    private func ready(_ error: (any Error)?) {
-        if let error { readyOutcome = .failure(error) } else { tlsEstablished = true }
-        let body = onReady
-        onReady = nil
-        body?(error)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event { ready(nil) }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
-    }
-
-    func flush() { context?.flush() }
-
-    func resumeReading() {
-        guard pendingRead, let context else { return }
-        pendingRead = false
-        context.read()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard exchangeActive, let delegate else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            // Interim responses (103 Early Hints and the like) are not passed on.
-            if head.status.code >= 100 && head.status.code < 200 { return }
-            delegate.upstreamHead(head)
-        case .body(let buffer):
-            delegate.upstreamBody(buffer)
-        case .end:
-            exchangeActive = false
-            delegate.upstreamEnd()
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        delegate?.upstreamReadComplete()
-        context.fireChannelReadComplete()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if let delegate, exchangeActive, !delegate.acceptsResponseBytes {
-            pendingRead = true
-        } else {
-            context.read()
-        }
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if exchangeActive { delegate?.upstreamWritabilityChanged() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A peer that closes without close_notify is a close, as a plain FIN would be.
-        let error: any Error =
-            if let tlsError = error as? NIOSSLError, case .uncleanShutdown = tlsError { UpstreamClosedError() } else {
-                error
-            }
-        if !tlsEstablished, onReady != nil { ready(error) }
-        fail(error)
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if !tlsEstablished, onReady != nil || readyOutcome == nil { ready(UpstreamClosedError()) }
-        fail(UpstreamClosedError())
-        context.fireChannelInactive()
-    }
-
-    private func fail(_ error: any Error) {
-        guard exchangeActive, let delegate else { return }
-        exchangeActive = false
-        self.delegate = nil
-        delegate.upstreamFailed(error)
     }
 }
