@@ -12,6 +12,10 @@ public struct CalloutLogRecord: Sendable {
     public var notReplayed = false
     public var tokenFetched = false
     public var bytesOut = 0
+    /// The callout's `X-Request-Id` (the caller's, or one the proxy made and sent upstream).
+    public var requestId: String?
+    /// Why the upstream could not be reached or answered out of step (a caller-safe reason).
+    public var upstreamFailure: String?
 
     public init(method: String) { self.method = method }
 }
@@ -54,6 +58,8 @@ public struct AccessLogObserver: CalloutObserver {
         if let c = r.problemCode { metadata["problem"] = "\(c)" }
         if r.tokenFetched { metadata["token"] = "fetched" }
         if r.notReplayed { metadata["not_replayed"] = "true" }
+        if let id = r.requestId { metadata["request_id"] = "\(id)" }
+        if let reason = r.upstreamFailure { metadata["upstream_failure"] = "\(reason)" }
         logger.info("callout", metadata: metadata)
     }
 

@@ -191,10 +191,9 @@ import Testing
         let first = Recorder()
         exchange(handler, first)
         // Two reads in one read cycle (two TLS records of one socket read): no read-complete between.
-        channel.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: ok)))
+        channel.pipeline.fireChannelRead(ByteBuffer(string: ok))
         #expect(handler.machine.isSettling)
-        channel.pipeline.fireChannelRead(
-            NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")))
+        channel.pipeline.fireChannelRead(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra"))
         channel.pipeline.fireChannelReadComplete()
         #expect(first.events == ["head 200", "body ok", "end"])
         #expect(reports.reasons == [.bytesAfterResponse])
@@ -206,7 +205,7 @@ import Testing
         let (channel, handler, reports) = try makeConnection()
         let first = Recorder()
         exchange(handler, first)
-        channel.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: ok)))
+        channel.pipeline.fireChannelRead(ByteBuffer(string: ok))
         var settled = false
         handler.onSettled = { settled = true }
         channel.pipeline.fireChannelReadComplete()

@@ -73,7 +73,16 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         self.head = head
         self.keepAlive = head.isKeepAlive && !closing
         self.log = CalloutLogRecord(method: head.method.rawValue)
+        if let id = RequestID.fromCaller(head.headers) {
+            log.requestId = id
+        } else {
+            log.requestId = RequestID.make()
+            generatedRequestId = true
+        }
     }
+
+    /// The request id was made here, so it is added to the upstream request.
+    private var generatedRequestId = false
 
     private var bodyReplayable: Bool {
         if case .streaming = body { return false }
@@ -303,12 +312,19 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             switch body {
             case .buffered(let buffered):
                 let rendered = try plan.renderBody(buffered, token: token)
-                let head = try plan.requestHead(token: token, bodyLength: Int64(rendered?.readableBytes ?? 0))
+                var head = try plan.requestHead(token: token, bodyLength: Int64(rendered?.readableBytes ?? 0))
+                if generatedRequestId, let id = log.requestId { head.headers.add(name: RequestID.header, value: id) }
                 request = (head, rendered)
             case .streaming(let declaredLength):
-                request = (try plan.requestHead(token: token, bodyLength: declaredLength), nil)
+                var head = try plan.requestHead(token: token, bodyLength: declaredLength)
+                if generatedRequestId, let id = log.requestId { head.headers.add(name: RequestID.header, value: id) }
+                request = (head, nil)
             case .collecting:
-                preconditionFailure("sent before the body was read")
+                // Only a complete body (or a streamed one) is ever sent; a body still being
+                // collected here is a fault of the proxy's own, answered rather than trusted.
+                throw Problem(
+                    status: 500, code: "internal_error", title: "Internal error",
+                    detail: "the request body was not complete when the request was built")
             }
         } catch {
             let problem = error as? Problem ?? .badRequest("the request could not be built")
@@ -358,7 +374,10 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             upstreamReady = true
             handler.resumeReading()
         case .collecting:
-            preconditionFailure("sent before the body was read")
+            // Never reached: `send` refuses a body still being collected.
+            connection.abandon()
+            self.connection = nil
+            return upstreamProblem(UpstreamClosedError())
         }
     }
 
@@ -430,7 +449,13 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         {
             responseClosesConnection = true
         }
-        if !keepAlive || responseClosesConnection { headers.replaceOrAdd(name: "Connection", value: "close") }
+        if !keepAlive || responseClosesConnection {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if head.version.major == 1 && head.version.minor == 0 {
+            // An HTTP/1.0 caller keeps the connection only when told so.
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        if let id = log.requestId { headers.replaceOrAdd(name: RequestID.header, value: id) }
         log.status = Int(response.status.code)
         var responseHead = HTTPResponseHead(version: head.version, status: response.status, headers: headers)
         if bodiless { responseHead.headers.remove(name: "transfer-encoding") }
@@ -531,6 +556,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func upstreamProblem(_ error: any Error) {
         guard let plan else { return }
         let (timeout, reason) = UpstreamFailure.describe(error)
+        log.upstreamFailure = reason
         services.logger.debug(
             "upstream failed", metadata: ["named_credential": "\(plan.named.name)", "reason": "\(reason)"])
         refuse(
@@ -599,7 +625,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         log.problemCode = problem.code
         finishLog()
         let close = !bodyRead || !keepAlive
-        handler.writeProblem(problem, head: head, close: close, for: self)
+        handler.writeProblem(problem, head: head, close: close, requestId: log.requestId, for: self)
     }
 
     private func finishLog() {

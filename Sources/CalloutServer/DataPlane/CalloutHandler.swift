@@ -317,9 +317,11 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Writes a complete problem response for `finished`.
-    func writeProblem(_ problem: Problem, head: HTTPRequestHead, close: Bool, for finished: CalloutExchange) {
+    func writeProblem(
+        _ problem: Problem, head: HTTPRequestHead, close: Bool, requestId: String?, for finished: CalloutExchange
+    ) {
         guard exchange === finished else { return }
-        writeHeadAndBody(ProblemResponse.parts(problem, head: head, close: close))
+        writeHeadAndBody(ProblemResponse.parts(problem, head: head, close: close, requestId: requestId))
         endResponse(of: finished, keepAlive: !close)
     }
 }

@@ -8,6 +8,9 @@ enum UpstreamFailure {
     static func describe(_ error: any Error) -> (timeout: Bool, reason: String) {
         if error is UpstreamTimeoutError { return (true, "timed out") }
         if error is UpstreamClosedError { return (false, "the endpoint closed the connection") }
+        if let desync = error as? UpstreamDesyncError {
+            return (false, "the endpoint answered out of step with its requests (\(desync.reason.rawValue))")
+        }
         if case ChannelError.connectTimeout = error { return (true, "timed out") }
         if let tls = error as? NIOSSLError {
             switch tls {
@@ -29,7 +32,10 @@ enum UpstreamFailure {
             )
         }
         if error is ChannelError { return (false, "connection failed") }
-        if let io = error as? IOError { return (false, "connection failed (errno \(io.errnoCode))") }
+        if let io = error as? IOError {
+            if io.errnoCode == ECONNRESET { return (false, "the endpoint reset the connection") }
+            return (false, "connection failed (errno \(io.errnoCode))")
+        }
         return (false, "connection failed")
     }
 }
