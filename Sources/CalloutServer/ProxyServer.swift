@@ -63,6 +63,9 @@ public final class ProxyServer: Sendable {
         }()
         let headTimeout = TimeAmount.seconds(Int64(settings.headerReadTimeoutSeconds))
         let idleTimeout = TimeAmount.seconds(Int64(settings.idleTimeoutSeconds))
+        let bodyDeadline = BodyDeadline(
+            timeout: .seconds(Int64(settings.requestBodyTimeoutSeconds)),
+            minBytesPerSecond: settings.minRequestBodyRateBytesPerSecond)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -81,7 +84,7 @@ public final class ProxyServer: Sendable {
                     try sync.addHandler(
                         CalloutHandler(
                             services: services, headTimeout: headTimeout, idleTimeout: idleTimeout,
-                            maxHeaderBytes: settings.maxHeaderBytes))
+                            bodyDeadline: bodyDeadline, maxHeaderBytes: settings.maxHeaderBytes))
                 }
             }
             .bind(host: settings.listen.host, port: settings.listen.port).get()

@@ -4,6 +4,8 @@ import Foundation
 import NIOCore
 import Testing
 
+@testable import CalloutServer
+
 /// Faults at the identity provider, the upstream and the client, end to end on loopback: each
 /// gets a clear answer within the configured time, nothing leaks, and the proxy recovers
 /// without a restart.
@@ -302,6 +304,38 @@ import Testing
             #expect(h.upstream.requestCount == 0)
             #expect(await poll(timeout: .seconds(5)) { h.service.proxy.openConnections == 0 })
         }
+    }
+
+    @Test func aBodyTrickledSlowerThanTheMinimumRateIsCutOff() async throws {
+        // The idle limit alone never fires: a byte comes every 200 ms. The body deadline does.
+        let settings = "idle_timeout_seconds = 60\nrequest_body_timeout_seconds = 1"
+        try await Self.withFaultHarness(headerReadTimeout: 60, proxySettings: settings) { h in
+            let trickle = try await RawConnection.open(port: h.proxyPort)
+            try await trickle.write(
+                "POST /callout:Acme/a HTTP/1.1\r\nHost: proxy\r\nX-Callout-Permission-Sets: Readers\r\n"
+                    + "Content-Length: 100\r\n\r\n")
+            var sent = 0
+            for _ in 0..<50 {
+                guard !trickle.isClosed else { break }
+                try? await trickle.write("x")
+                sent += 1
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(await trickle.waitForClose(timeout: .seconds(10)), "a trickled body holds the connection")
+            #expect(sent < 50)
+            #expect(h.upstream.requestCount == 0)
+        }
+    }
+
+    @Test func theBodyDeadlineGrowsWithTheBytesReceived() {
+        let start = NIODeadline.uptimeNanoseconds(0)
+        let rule = BodyDeadline(timeout: .seconds(30), minBytesPerSecond: 1024)
+        let idle = start + .seconds(1000)
+        #expect(rule.limit(idle, bodyStarted: start, bodyBytes: 0) == start + .seconds(30))
+        #expect(rule.limit(idle, bodyStarted: start, bodyBytes: 10 * 1024) == start + .seconds(40))
+        // The idle limit still applies when it comes first.
+        #expect(rule.limit(start + .seconds(5), bodyStarted: start, bodyBytes: 0) == start + .seconds(5))
+        #expect(BodyDeadline.off.limit(idle, bodyStarted: start, bodyBytes: 0) == idle)
     }
 
     @Test func idleConnectionsUpToMaxConnectionsAreAcceptedAndTheNextIsClosed() async throws {

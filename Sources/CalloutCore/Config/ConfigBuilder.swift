@@ -84,6 +84,10 @@ struct ConfigBuilder {
         if let v = t.int("max_request_body_bytes", in: 0...(1 << 40)) { s.maxRequestBodyBytes = v }
         if let v = t.int("retry_body_buffer_bytes", in: 0...(64 << 20)) { s.retryBodyBufferBytes = v }
         if let v = t.int("header_read_timeout_seconds", in: 1...300) { s.headerReadTimeoutSeconds = v }
+        if let v = t.int("request_body_timeout_seconds", in: 1...3600) { s.requestBodyTimeoutSeconds = v }
+        if let v = t.int("min_request_body_rate_bytes_per_second", in: 0...(1 << 30)) {
+            s.minRequestBodyRateBytesPerSecond = v
+        }
         if let v = t.int("idle_timeout_seconds", in: 1...3600) { s.idleTimeoutSeconds = v }
         if let v = t.int("max_connections", in: 1...1_000_000) { s.maxConnections = v }
         if let v = t.int("upstream_max_connections_per_host", in: 1...10_000) { s.upstreamMaxConnectionsPerHost = v }

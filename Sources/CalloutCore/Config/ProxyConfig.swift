@@ -91,6 +91,11 @@ public struct ProxySettings: Sendable, Equatable {
     public var retryBodyBufferBytes: Int = 1024 * 1024
     /// How long a client may take to send a complete request head.
     public var headerReadTimeoutSeconds: Int = 10
+    /// A request body must arrive within this many seconds of its head, plus one second for every
+    /// `minRequestBodyRateBytesPerSecond` bytes received (a body trickled slowly is cut off).
+    public var requestBodyTimeoutSeconds: Int = 30
+    /// See ``requestBodyTimeoutSeconds``; 0 turns the body deadline off (the idle limit still applies).
+    public var minRequestBodyRateBytesPerSecond: Int = 1024
     /// How long a keep-alive connection may sit idle between requests.
     public var idleTimeoutSeconds: Int = 60
     /// Keep-alive HTTP/1.1 connections to one upstream (shared out between event-loop threads) or

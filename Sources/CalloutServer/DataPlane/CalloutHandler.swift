@@ -35,8 +35,9 @@ final class CalloutServices: Sendable {
 /// not around every request, so a keep-alive connection costs no extra system calls per request.
 ///
 /// Client time limits: a connection that takes `header_read_timeout_seconds` to send its first
-/// request head (slowloris), stalls for `idle_timeout_seconds` while sending a body, or sits idle
-/// that long between keep-alive requests is closed. These limits and the callout's own deadline
+/// request head (slowloris), stalls for `idle_timeout_seconds` while sending a body, sends a body
+/// slower than ``BodyDeadline`` allows, or sits idle that long between keep-alive requests is
+/// closed. These limits and the callout's own deadline
 /// share one timer per connection, moved only when a limit comes nearer than it, so the requests
 /// of a busy connection schedule no timers.
 ///
@@ -64,6 +65,12 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let headTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let maxHeaderBytes: Int
+    private let bodyDeadline: BodyDeadline
+    /// When the current request's head arrived, and how many body bytes came since.
+    private var bodyStarted = NIODeadline.now()
+    private var bodyBytes = 0
+    /// Since when reads are held while a body is being read (backpressure from the upstream).
+    private var readsHeldSince: NIODeadline?
     /// When the client must have made progress (nil: nothing is expected from it).
     private var clientDeadline: NIODeadline?
     private var timer: Scheduled<Void>?
@@ -78,10 +85,14 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A request asked to upgrade the protocol: nothing after it is read.
     private var lastRequest = false
 
-    init(services: CalloutServices, headTimeout: TimeAmount, idleTimeout: TimeAmount, maxHeaderBytes: Int) {
+    init(
+        services: CalloutServices, headTimeout: TimeAmount, idleTimeout: TimeAmount,
+        bodyDeadline: BodyDeadline = .off, maxHeaderBytes: Int
+    ) {
         self.services = services
         self.headTimeout = headTimeout
         self.idleTimeout = idleTimeout
+        self.bodyDeadline = bodyDeadline
         self.maxHeaderBytes = maxHeaderBytes
     }
 
@@ -129,9 +140,16 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if head.headers.contains(name: "upgrade") { lastRequest = true }
             requestsInFlight += 1
             readingBody = true
-            setClientDeadline(.now() + idleTimeout)
-        case .body:
-            if readingBody { setClientDeadline(.now() + idleTimeout) }
+            bodyStarted = .now()
+            bodyBytes = 0
+            setClientDeadline(bodyDeadline.limit(bodyStarted + idleTimeout, bodyStarted: bodyStarted, bodyBytes: 0))
+        case .body(let buffer):
+            if readingBody {
+                bodyBytes += buffer.readableBytes
+                let now = NIODeadline.now()
+                setClientDeadline(
+                    bodyDeadline.limit(now + idleTimeout, bodyStarted: bodyStarted, bodyBytes: bodyBytes))
+            }
         case .end:
             readingBody = false
             // While the callout runs, the client owes nothing (its response may have ended already).
@@ -187,6 +205,11 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func read(context: ChannelHandlerContext) {
         if !queued.isEmpty || (exchange?.holdsClientReads ?? false) || (lastRequest && !readingBody) {
+            // While the proxy holds reads, the body's time does not run: the client is not slow.
+            if readingBody, readsHeldSince == nil {
+                readsHeldSince = .now()
+                setClientDeadline(nil)
+            }
             pendingRead = true
         } else {
             context.read()
@@ -266,6 +289,14 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             !(lastRequest && !readingBody)
         else { return }
         pendingRead = false
+        if let held = readsHeldSince {
+            readsHeldSince = nil
+            let now = NIODeadline.now()
+            bodyStarted = bodyStarted + (now - held)
+            if readingBody {
+                setClientDeadline(bodyDeadline.limit(now + idleTimeout, bodyStarted: bodyStarted, bodyBytes: bodyBytes))
+            }
+        }
         context.read()
     }
 
@@ -323,5 +354,22 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard exchange === finished else { return }
         writeHeadAndBody(ProblemResponse.parts(problem, head: head, close: close, requestId: requestId))
         endResponse(of: finished, keepAlive: !close)
+    }
+}
+
+/// How long a request body may take: `request_body_timeout_seconds` from its head, plus a second
+/// for every `min_request_body_rate_bytes_per_second` bytes received, so a body trickled a byte at
+/// a time cannot hold a connection however often its bytes come.
+struct BodyDeadline: Sendable {
+    var timeout: TimeAmount
+    var minBytesPerSecond: Int
+
+    static let off = BodyDeadline(timeout: .zero, minBytesPerSecond: 0)
+
+    /// The sooner of `idleLimit` and the body's own deadline.
+    func limit(_ idleLimit: NIODeadline, bodyStarted: NIODeadline, bodyBytes: Int) -> NIODeadline {
+        guard minBytesPerSecond > 0 else { return idleLimit }
+        let earned = TimeAmount.nanoseconds(Int64(bodyBytes / minBytesPerSecond) * 1_000_000_000)
+        return min(idleLimit, bodyStarted + timeout + earned)
     }
 }

@@ -67,6 +67,8 @@ public final class ConfigReloader: Sendable {
         ("request_timeout_seconds", { $0.requestTimeoutSeconds }),
         ("max_header_bytes", { $0.maxHeaderBytes }),
         ("header_read_timeout_seconds", { $0.headerReadTimeoutSeconds }),
+        ("request_body_timeout_seconds", { $0.requestBodyTimeoutSeconds }),
+        ("min_request_body_rate_bytes_per_second", { $0.minRequestBodyRateBytesPerSecond }),
         ("idle_timeout_seconds", { $0.idleTimeoutSeconds }),
         ("max_cached_tokens", { $0.maxCachedTokens }),
         ("token_refresh_ahead_ratio", { $0.tokenRefreshAheadRatio }),
