@@ -69,6 +69,7 @@ public final class CalloutProxyService: Sendable {
             let reloader = ConfigReloader(
                 source: source, runtime: runtime, cache: cache, metrics: metrics, logger: logger)
             metrics.configurationInstalled(generation: runtime.current.generation)
+            metrics.readUpstreamConnections { proxy.upstreamConnectionCount }
             let address = try await proxy.bind()
             var admin: AdminServer? = nil
             var adminAddress: SocketAddress? = nil

@@ -20,6 +20,7 @@ public final class ProxyServer: Sendable {
 
     private struct State {
         var serverChannel: (any Channel)?
+        var trimmer: MemoryTrimmer?
     }
 
     public init(
@@ -44,6 +45,9 @@ public final class ProxyServer: Sendable {
 
     /// Open client connections right now.
     public var openConnections: Int { limiter.open.load(ordering: .relaxed) }
+
+    /// Upstream connections open or opening right now, all event loops together (no waiting).
+    public var upstreamConnectionCount: Int { pools.budget.total }
 
     /// Open upstream connections right now (idle in the pool or serving a callout).
     public func openUpstreamConnections() async -> Int { await pools.openConnections() }
@@ -90,7 +94,12 @@ public final class ProxyServer: Sendable {
             .bind(host: settings.listen.host, port: settings.listen.port).get()
         // Last on the listener's pipeline: where the bootstrap reports a connection whose setup failed.
         try await channel.pipeline.addHandler(AcceptFailureHandler(logger: logger, observer: observer)).get()
-        state.withLockedValue { $0.serverChannel = channel }
+        let open = limiter.open
+        let trimmer = MemoryTrimmer(eventLoop: group.next()) { open.load(ordering: .relaxed) }
+        state.withLockedValue {
+            $0.serverChannel = channel
+            $0.trimmer = trimmer
+        }
         guard let address = channel.localAddress else { throw ChannelError.unknownLocalAddress }
         logger.debug("listening", metadata: ["address": "\(address)"])
         return address
@@ -112,7 +121,8 @@ public final class ProxyServer: Sendable {
     /// Stops accepting; idle connections close now, busy ones after their current callout, and
     /// any still open after `shutdown_grace_seconds` are closed.
     public func shutdown() {
-        let channel = state.withLockedValue { $0.serverChannel }
+        let (channel, trimmer) = state.withLockedValue { ($0.serverChannel, $0.trimmer) }
+        trimmer?.cancel()
         channel?.close(promise: nil)
         registry.drain()
         let grace = configuration.current.config.proxy.shutdownGraceSeconds

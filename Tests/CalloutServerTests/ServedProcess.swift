@@ -26,8 +26,8 @@ final class ServedProcess: @unchecked Sendable {
     }
 
     /// The port from the start-up log line (`"listen":"http://127.0.0.1:PORT"`), waited for up to 30 s.
-    func waitForListenPort() async throws -> Int {
-        let pattern = try NSRegularExpression(pattern: #"listen"?[=:] ?"?http://127\.0\.0\.1:([0-9]+)"#)
+    func waitForListenPort(_ key: String = "listen") async throws -> Int {
+        let pattern = try NSRegularExpression(pattern: key + #""?[=:] ?"?http://127\.0\.0\.1:([0-9]+)"#)
         for _ in 0..<300 {
             let text = output
             if let match = pattern.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
@@ -39,6 +39,14 @@ final class ServedProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "no listen line in: \(output)"])
+    }
+
+    /// Resident memory of the process in bytes (Linux `/proc`), nil where unknown.
+    func residentBytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
     }
 
     /// The served command's own process id (below `env`, and `setpriv`, which exec it in place).

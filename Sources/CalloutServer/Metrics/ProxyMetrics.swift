@@ -13,6 +13,9 @@ import Prometheus
 public final class ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: PrometheusMetricsFactory
+    /// Reads the upstream connection count at scrape time.
+    private let upstreamConnections = NIOLockedValueBox<(@Sendable () -> Int)?>(nil)
+
     /// Cache totals already added to the counters, so a scrape adds only what is new.
     private let reportedCacheStats = NIOLockedValueBox(TokenCacheStats())
 
@@ -32,6 +35,7 @@ public final class ProxyMetrics: Sendable {
         public static let connectionSetupFailures = "callout_connection_setup_failures_total"
         public static let upstreamDesync = "callout_upstream_desync_total"
         public static let openConnections = "callout_open_connections"
+        public static let upstreamConnections = "callout_upstream_connections"
         public static let tokenRequests = "callout_token_requests_total"
         public static let idpDuration = "callout_idp_request_duration_seconds"
         public static let cacheHits = "callout_token_cache_hits_total"
@@ -172,8 +176,16 @@ public final class ProxyMetrics: Sendable {
     // MARK: - Scrape
 
     /// Prometheus text exposition, after bringing the values read at scrape time up to date.
+    /// Where `callout_upstream_connections` is read from at each scrape.
+    public func readUpstreamConnections(_ count: @escaping @Sendable () -> Int) {
+        upstreamConnections.withLockedValue { $0 = count }
+    }
+
     public func scrape(cache: TokenCacheStats, openConnections: Int) -> String {
         CoreMetrics.Gauge(label: Name.openConnections, factory: factory).record(openConnections)
+        if let count = upstreamConnections.withLockedValue({ $0 }) {
+            CoreMetrics.Gauge(label: Name.upstreamConnections, factory: factory).record(count())
+        }
         CoreMetrics.Gauge(label: Name.cacheSize, factory: factory).record(cache.size)
         let (previous, current) = reportedCacheStats.withLockedValue { reported in
             let previous = reported
