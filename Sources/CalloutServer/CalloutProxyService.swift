@@ -69,7 +69,7 @@ public final class CalloutProxyService: Sendable {
             let reloader = ConfigReloader(
                 source: source, runtime: runtime, cache: cache, metrics: metrics, logger: logger)
             metrics.configurationInstalled(generation: runtime.current.generation)
-            let address = try await proxy.bind()
+            let address = try await ListenError.naming("proxy.listen", settings.listen) { try await proxy.bind() }
             var admin: AdminServer? = nil
             var adminAddress: SocketAddress? = nil
             if let adminListen = settings.adminListen {
@@ -78,7 +78,9 @@ public final class CalloutProxyService: Sendable {
                     openConnections: { proxy.openConnections })
                 let server = AdminServer(api: api, group: group, logger: logger)
                 do {
-                    adminAddress = try await server.bind(adminListen)
+                    adminAddress = try await ListenError.naming("proxy.admin_listen", adminListen) {
+                        try await server.bind(adminListen)
+                    }
                 } catch {
                     proxy.shutdown()
                     throw error
