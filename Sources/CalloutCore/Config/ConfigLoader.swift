@@ -112,28 +112,7 @@ public enum ConfigLoader {
     /// reports as a control character (the line break) in a string; nil for other lines.
     static func unterminatedStringMessage(_ line: String) -> String? {
         if line.contains("\"\"\"") || line.contains("'''") { return nil }
-        var quote: Character? = nil
-        var escaped = false
-        var column = 0
-        var opened = 0
-        for ch in line {
-            column += 1
-            if let q = quote {
-                if escaped {
-                    escaped = false
-                } else if ch == "\\" && q == "\"" {
-                    escaped = true
-                } else if ch == q {
-                    quote = nil
-                }
-            } else if ch == "\"" || ch == "'" {
-                quote = ch
-                opened = column
-            } else if ch == "#" {
-                break
-            }
-        }
-        guard let quote else { return nil }
+        guard let (quote, opened) = TOMLLineIndex.scanOutsideStrings(line, { $0 != "#" }) else { return nil }
         return
             "TOML syntax error at column \(opened): the string started with \(quote) is not closed on this line (a string ends on the line it starts; use \(String(repeating: quote, count: 3)) for text over several lines)"
     }
