@@ -1,5 +1,33 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
+
+/// The commit `callout-proxy version` prints: $CALLOUT_PROXY_COMMIT when set, else the short
+/// HEAD of the git checkout this file is in (with "-dirty" for uncommitted changes), else
+/// "unknown". SwiftPM reads this file again when it or the environment changes, so release
+/// builds set CALLOUT_PROXY_COMMIT (see docs/operations.md, "Version").
+func buildCommit() -> String {
+    func clean(_ text: String) -> String? {
+        let kept = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !kept.isEmpty, kept.count <= 64,
+            kept.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.+".contains($0)) })
+        else { return nil }
+        return kept
+    }
+    if let given = ProcessInfo.processInfo.environment["CALLOUT_PROXY_COMMIT"].flatMap(clean) { return given }
+    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+    let git = Process()
+    git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    git.arguments = ["git", "-C", folder, "describe", "--always", "--dirty", "--abbrev=12", "--exclude=*"]
+    let output = Pipe()
+    git.standardOutput = output
+    git.standardError = FileHandle.nullDevice
+    guard (try? git.run()) != nil else { return "unknown" }
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    git.waitUntilExit()
+    guard git.terminationStatus == 0 else { return "unknown" }
+    return clean(String(decoding: data, as: UTF8.self)) ?? "unknown"
+}
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
@@ -31,6 +59,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
+        // The commit the binary was built from, for `callout-proxy version`.
+        .target(
+            name: "CalloutBuildInfo",
+            cSettings: [.define("CALLOUT_PROXY_COMMIT", to: "\"\(buildCommit())\"")]
+        ),
         // Pure decisions and the configuration model: no sockets, no clocks taken directly.
         .target(
             name: "CalloutCore",
@@ -105,6 +138,7 @@ let package = Package(
         .executableTarget(
             name: "callout-proxy",
             dependencies: [
+                "CalloutBuildInfo",
                 "CalloutCore",
                 "CalloutTokens",
                 "CalloutServer",

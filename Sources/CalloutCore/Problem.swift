@@ -80,11 +80,27 @@ public struct Problem: Error, Sendable, Equatable {
             ])
     }
 
-    public static func noPrincipal(_ alias: String, credential: String) -> Problem {
-        Problem(
-            status: 403, code: "no_principal", title: "No principal for this caller",
-            detail:
-                "The caller's permission sets and profile qualify for no principal of external credential '\(credential)'.",
+    /// Says where permission sets and profiles are read from, and whether any arrived.
+    public static func noPrincipal(
+        _ alias: String, credential: String, identity: CallerIdentity, settings: ProxySettings
+    ) -> Problem {
+        let sources =
+            "the \(settings.permissionSetsHeader) and \(settings.profileHeader) headers"
+            + (identity.callerName.map { " and caller '\(JSONString.printable($0))'" } ?? "")
+        let detail: String
+        if identity.permissionSets.isEmpty && identity.profile == nil {
+            detail =
+                "No permission set or profile arrived (read from \(sources)), so no principal of external credential '\(credential)' applies."
+        } else {
+            let shown = identity.permissionSets.prefix(5).map { "'\(JSONString.printable($0))'" }
+            let more = identity.permissionSets.count > 5 ? " and \(identity.permissionSets.count - 5) more" : ""
+            let sets = shown.isEmpty ? "none" : shown.joined(separator: ", ") + more
+            let profile = identity.profile.map { "'\(JSONString.printable($0))'" } ?? "none"
+            detail =
+                "The caller's permission sets (\(sets)) and profile (\(profile)), read from \(sources), qualify for no principal of external credential '\(credential)'."
+        }
+        return Problem(
+            status: 403, code: "no_principal", title: "No principal for this caller", detail: detail,
             namedCredential: alias)
     }
 

@@ -70,7 +70,7 @@ public final class CalloutProxyService: Sendable {
                 source: source, runtime: runtime, cache: cache, metrics: metrics, logger: logger)
             metrics.configurationInstalled(generation: runtime.current.generation)
             metrics.readUpstreamConnections { proxy.upstreamConnectionCount }
-            let address = try await proxy.bind()
+            let address = try await ListenError.naming("proxy.listen", settings.listen) { try await proxy.bind() }
             var admin: AdminServer? = nil
             var adminAddress: SocketAddress? = nil
             if let adminListen = settings.adminListen {
@@ -79,7 +79,9 @@ public final class CalloutProxyService: Sendable {
                     openConnections: { proxy.openConnections })
                 let server = AdminServer(api: api, group: group, logger: logger)
                 do {
-                    adminAddress = try await server.bind(adminListen)
+                    adminAddress = try await ListenError.naming("proxy.admin_listen", adminListen) {
+                        try await server.bind(adminListen)
+                    }
                 } catch {
                     proxy.shutdown()
                     throw error

@@ -7,7 +7,7 @@ import NIOPosix
 /// Builds the AsyncHTTPClient used for identity providers (the data plane has its own upstream
 /// pool, ``UpstreamPool``).
 public enum UpstreamClient {
-    /// Pooled, HTTP/2 where offered, no redirects (3xx go back to the caller as they are), no
+    /// Pooled, HTTP/2 where offered, one connection attempt per request, no redirects (3xx go back to the caller as they are), no
     /// decompression, trust roots = system + `ca_file` (from `materials`).
     public static func make(
         settings: ProxySettings, materials: CredentialMaterials, eventLoopGroup: any EventLoopGroup
@@ -25,6 +25,9 @@ public enum UpstreamClient {
             ignoreUncleanSSLShutdown: false,
             decompression: .disabled)
         configuration.httpVersion = .automatic
+        // A refused or unreachable identity provider fails the token request at once, instead of
+        // being retried with backoff until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration)
     }
 }

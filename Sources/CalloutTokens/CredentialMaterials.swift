@@ -107,12 +107,21 @@ public struct CredentialMaterials: Sendable {
             }
         }
         var roots: [NIOSSLCertificate] = []
-        if let ca = config.proxy.caFile {
-            do { roots = try NIOSSLCertificate.fromPEMFile(ca) } catch {
-                issues.append(config.issue("proxy.ca_file", "cannot read PEM certificates from '\(ca)'"))
+        for (i, ca) in config.proxy.caFiles.enumerated() {
+            let keyPath = config.proxy.caFiles.count == 1 ? "proxy.ca_file" : "proxy.ca_file[\(i)]"
+            do throws(KeyLoadError) {
+                let text = try SigningMaterial.readText(ca)
+                guard let certificates = try? NIOSSLCertificate.fromPEMBytes(Array(text.utf8)), !certificates.isEmpty
+                else {
+                    issues.append(config.issue(keyPath, "'\(ca)' holds no PEM certificate"))
+                    continue
+                }
+                roots += certificates
+            } catch {
+                issues.append(config.issue(keyPath, error.description))
             }
         }
-        if !issues.isEmpty { throw ConfigError(issues: issues) }
+        if !issues.isEmpty { throw ConfigError(inLineOrder: issues) }
         return CredentialMaterials(signing: signing, tlsIdentities: tls, additionalTrustRoots: roots)
     }
 

@@ -79,10 +79,9 @@ public final class TokenService: TokenSource {
 
     private func fetch(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws -> TokenResponse {
         let (jwt, jti) = try preparation.assertion(for: demand, prepared: prepared)
-        // Only an identity provider that wants a client certificate needs TLS of its own.
-        let tls = demand.credential.identityProviderClientCertificate.map {
-            materials().tlsConfiguration(clientCertificate: $0)
-        }
+        // The current materials' TLS: trust roots (`ca_file`) and client certificates changed by
+        // a reload apply to the next connection.
+        let tls = materials().tlsConfiguration(clientCertificate: demand.credential.identityProviderClientCertificate)
         return try await client.fetchToken(
             TokenRequest(
                 identityProviderURL: demand.credential.identityProviderURL.absoluteString,

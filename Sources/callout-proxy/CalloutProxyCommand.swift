@@ -25,10 +25,10 @@ struct CalloutProxyCommand: AsyncParsableCommand {
             Configuration: proxy.conf (TOML), or --config FILE, or $CALLOUT_PROXY_CONFIG.
             See proxy.conf.example for every key.
             """,
-        version: CalloutProxyVersion.current,
+        version: CalloutProxyVersion.full,
         subcommands: [
             ServeCommand.self, CheckCommand.self, ExplainCommand.self, TokenCommand.self, AssertionCommand.self,
-            DevIdPCommand.self, DemoCommand.self,
+            DevIdPCommand.self, DemoCommand.self, VersionCommand.self,
         ]
     )
 }
@@ -38,7 +38,16 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "Configuration file (default: $CALLOUT_PROXY_CONFIG, else proxy.conf).")
     var config: String?
 
-    var path: String {
-        config ?? ConfigLoader.defaultPath(environment: ProcessInfo.processInfo.environment)
+    var path: String { located.path }
+
+    /// The file and where its name came from (`--config`, `$CALLOUT_PROXY_CONFIG`, the default).
+    var located: (path: String, origin: ConfigLoader.Origin) {
+        ConfigLoader.locate(option: config, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// Reads and validates the configuration file (not its keys).
+    func load() throws(ConfigError) -> ProxyConfig {
+        let (path, origin) = located
+        return try ConfigLoader.load(path: path, origin: origin)
     }
 }

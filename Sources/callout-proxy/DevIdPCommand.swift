@@ -34,6 +34,14 @@ struct DevIdPCommand: AsyncParsableCommand {
     @Option(help: "TLS server private key (PEM), with --tls-cert.")
     var tlsKey: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Keep the development CA in this folder (ca.pem, ca-key.pem) between restarts.",
+            discussion:
+                "Without it, the CA is made anew in a temporary folder and removed on exit, so a ca_file that trusted it no longer loads."
+        ))
+    var caDir: String?
+
     func validate() throws {
         guard HostPort(parsing: listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT or [IPv6]:PORT, got '\(listen)'")
@@ -42,13 +50,16 @@ struct DevIdPCommand: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
+        guard caDir == nil || tlsCert == nil else {
+            throw ValidationError("--ca-dir makes the server certificate; leave out --tls-cert and --tls-key")
+        }
     }
 
     func run() async throws {
         var stderr = StandardError()
         let clients: ConfiguredClients
         do {
-            let config = try ConfigLoader.load(path: options.path)
+            let config = try options.load()
             let materials = try CredentialMaterials.load(config)
             clients = try ConfiguredClients(config: config, materials: materials)
         } catch let error as ConfigError {
@@ -61,7 +72,8 @@ struct DevIdPCommand: AsyncParsableCommand {
         guard let address = HostPort(parsing: listen) else { throw ExitCode(1) }
 
         let tls: DevelopmentTLSMaterial
-        var caDirectory: URL?
+        var temporaryDirectory: URL?
+        var caFile: (path: String, note: String)?
         if let tlsCert, let tlsKey {
             do {
                 tls = DevelopmentTLSMaterial(
@@ -71,6 +83,21 @@ struct DevIdPCommand: AsyncParsableCommand {
                 print("dev-idp: cannot read --tls-cert or --tls-key", to: &stderr)
                 throw ExitCode(1)
             }
+        } else if let caDir {
+            let directory = URL(fileURLWithPath: caDir)
+            let kept: (authority: DevelopmentCA, created: Bool)
+            do {
+                kept = try DevelopmentCA.kept(in: directory)
+            } catch {
+                print("dev-idp: --ca-dir \(caDir): \(error)", to: &stderr)
+                throw ExitCode(1)
+            }
+            let pki = try DevelopmentPKI.generate(authority: kept.authority)
+            tls = DevelopmentTLSMaterial(certificatePEM: pki.leafCertificatePEM, privateKeyPEM: pki.leafPrivateKeyPEM)
+            caFile = (
+                directory.appendingPathComponent(DevelopmentCA.FileName.certificate).path,
+                kept.created ? "made now; kept for the next start" : "kept from an earlier start"
+            )
         } else {
             let pki = try DevelopmentPKI.generate()
             tls = DevelopmentTLSMaterial(certificatePEM: pki.leafCertificatePEM, privateKeyPEM: pki.leafPrivateKeyPEM)
@@ -78,12 +105,12 @@ struct DevIdPCommand: AsyncParsableCommand {
                 .appendingPathComponent("callout-dev-idp-\(UUID().uuidString.lowercased())")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let file = directory.appendingPathComponent(DevelopmentPKI.FileName.caCertificate)
-            caDirectory = directory
+            temporaryDirectory = directory
             try Data(pki.caCertificatePEM.utf8).write(to: file)
+            caFile = (file.path, "removed on exit; --ca-dir DIR keeps one")
         }
-        // The CA is ephemeral: it means nothing once this server is gone.
-        defer { if let caDirectory { try? FileManager.default.removeItem(at: caDirectory) } }
-        let caFile = caDirectory?.appendingPathComponent(DevelopmentPKI.FileName.caCertificate).path
+        // Without --ca-dir the CA is ephemeral: it means nothing once this server is gone.
+        defer { if let temporaryDirectory { try? FileManager.default.removeItem(at: temporaryDirectory) } }
 
         var logger = Logger(
             label: "callout.dev-idp", factory: { label in StreamLogHandler.standardError(label: label) })
@@ -94,12 +121,12 @@ struct DevIdPCommand: AsyncParsableCommand {
 
         var banner = ["DEVELOPMENT IDENTITY PROVIDER — for local testing only, never production"]
         banner.append("token endpoint: \(provider.tokenEndpointURL)")
-        if let caFile { banner.append("CA certificate (trust it with proxy.ca_file; removed on exit): \(caFile)") }
+        if let caFile { banner.append("CA certificate (trust it with proxy.ca_file; \(caFile.note)): \(caFile.path)") }
         banner.append("token lifetime: \(tokenLifetime) s")
         let ids = clients.clientIds.sorted()
         banner.append("registered client ids (\(ids.count)): \(ids.isEmpty ? "none" : ids.joined(separator: ", "))")
         for audience in Set(clients.clients.compactMap(\.audience)).sorted()
-        where audience != provider.tokenEndpointURL {
+        where !EndpointURLMatch.same(audience, provider.tokenEndpointURL) {
             banner.append("note: assertions with aud \(audience) are accepted, but that is not this endpoint's URL")
         }
         banner.append("stop with Ctrl-C (SIGINT) or SIGTERM")

@@ -25,7 +25,7 @@ struct ExplainCommand: ParsableCommand {
     @Argument(help: "http://Alias/path, /callout:Alias/path, or a path with -H 'Host: Alias'.") var url: String
 
     func run() throws {
-        let (config, materials) = try loadOrExit(options.path)
+        let (config, materials) = try loadOrExit(options)
         var parsed: [(String, String)] = []
         for h in headers {
             guard let colon = h.firstIndex(of: ":") else {

@@ -39,15 +39,23 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = log.bootstrap()
         let path = options.path
-        let (config, materials) = try loadOrExit(path)
+        let (config, materials) = try loadOrExit(options)
+        for warning in KeyFilePermissions.warnings(config) { logger.warning("\(warning.description)") }
         let metrics = ProxyMetrics()
         metrics.bootstrapMetricsSystem()
-        let service = try await CalloutProxyService.start(
-            config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path))
+        let service: CalloutProxyService
+        do {
+            service = try await CalloutProxyService.start(
+                config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path))
+        } catch let error as ListenError {
+            logger.error("\(error.description)")
+            throw ExitCode(1)
+        }
         logger.info(
             "callout-proxy started",
             metadata: [
-                "version": "\(CalloutProxyVersion.current)", "listen": "\(service.proxyURL)",
+                "version": "\(CalloutProxyVersion.current)", "commit": "\(CalloutProxyVersion.commit)",
+                "listen": "\(service.proxyURL)",
                 "admin": "\(service.adminURL ?? "off")", "config": "\(path)",
                 "named_credentials": "\(config.namedCredentials.count)",
                 "external_credentials": "\(config.externalCredentials.count)",
@@ -83,10 +91,10 @@ final class ReloadSignal: @unchecked Sendable {
 }
 
 /// Loads and validates the configuration and its keys, or prints every problem and exits 1.
-func loadOrExit(_ path: String) throws -> (ProxyConfig, CredentialMaterials) {
+func loadOrExit(_ options: ConfigOption) throws -> (ProxyConfig, CredentialMaterials) {
     var stderr = StandardError()
     do {
-        let config = try ConfigLoader.load(path: path)
+        let config = try options.load()
         return (config, try CredentialMaterials.load(config))
     } catch {
         for issue in error.issues { print(issue.description, to: &stderr) }

@@ -24,7 +24,7 @@ struct PrincipalSelection: ParsableArguments {
     func demand(in config: ProxyConfig) throws -> TokenDemand {
         guard let credential = config.externalCredential(externalCredential) else {
             let known = config.externalCredentials.map(\.name).joined(separator: ", ")
-            throw ValidationError("no external credential is named '\(externalCredential)' (known: \(known))")
+            throw CommandError("no external credential is named '\(externalCredential)' (known: \(known))")
         }
         var user: [String: String] = [:]
         for field in userFields {
@@ -41,22 +41,24 @@ struct PrincipalSelection: ParsableArguments {
         let chosen: PrincipalConfig
         if let principal, permissionSets == nil, profile == nil {
             guard let p = credential.principal(principal) else {
-                throw ValidationError(
+                throw CommandError(
                     "external credential '\(credential.name)' has no principal '\(principal)' (known: \(credential.principals.map(\.name).joined(separator: ", ")))"
                 )
             }
             chosen = p
         } else if permissionSets == nil && profile == nil {
-            guard let first = credential.principals.first else { throw ValidationError("no principals") }
+            guard let first = credential.principals.first else {
+                throw CommandError("external credential '\(credential.name)' has no principals")
+            }
             chosen = first
         } else {
             switch PrincipalResolver.choose(credential, for: identity) {
             case .success(let p): chosen = p
             case .failure(.noPrincipal):
-                throw ValidationError(
+                throw CommandError(
                     "those permission sets and profile qualify for no principal of '\(credential.name)'")
             case .failure(.requestedPrincipalNotAllowed(let r)):
-                throw ValidationError("the caller does not qualify for principal '\(r)'")
+                throw CommandError("the caller does not qualify for principal '\(r)'")
             }
         }
         return TokenDemand(credential: credential, principal: chosen, identity: identity, namedCredential: nil)
@@ -77,8 +79,9 @@ struct TokenCommand: AsyncParsableCommand {
 
     func run() async throws {
         var logger = Logger(label: "callout-proxy")
-        logger.logLevel = .warning
-        let (config, materials) = try loadOrExit(options.path)
+        // A failed exchange is printed once, below, not also as a log line.
+        logger.logLevel = .error
+        let (config, materials) = try loadOrExit(options)
         let demand = try selection.demand(in: config)
         let client = UpstreamClient.make(
             settings: config.proxy, materials: materials, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
@@ -128,7 +131,7 @@ struct AssertionCommand: ParsableCommand {
     @OptionGroup var selection: PrincipalSelection
 
     func run() throws {
-        let (config, materials) = try loadOrExit(options.path)
+        let (config, materials) = try loadOrExit(options)
         let demand = try selection.demand(in: config)
         let preparation = TokenPreparation(config: config, materials: materials)
         do {
@@ -146,4 +149,12 @@ struct AssertionCommand: ParsableCommand {
             throw ExitCode(1)
         }
     }
+}
+
+/// A command that cannot do what was asked: printed as `error: <message>` without a usage
+/// line, since the arguments were well-formed.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) { self.description = description }
 }

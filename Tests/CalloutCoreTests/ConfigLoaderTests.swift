@@ -339,7 +339,10 @@ func variant(_ old: String, _ new: String) -> String {
     @Test func missingFileIsAClearError() {
         #expect(throws: ConfigError.self) { try ConfigLoader.load(path: "/nonexistent/proxy.conf") }
         do { _ = try ConfigLoader.load(path: "/nonexistent/proxy.conf") } catch {
-            #expect(error.description.contains("does not exist"))
+            #expect(
+                error.description
+                    == "/nonexistent/proxy.conf: configuration file not found: looked for /nonexistent/proxy.conf (given with --config)"
+            )
         }
     }
 }

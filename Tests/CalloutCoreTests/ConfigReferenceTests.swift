@@ -13,13 +13,13 @@ import Testing
     }
 
     /// Keys named in ConfigBuilder.swift: the quoted first argument of every cursor read
-    /// (`t.string("…")`, `int`, `bool`, `requiredString`, `stringArray`, `intArray`, `double`,
+    /// (`t.string("…")`, `int`, `bool`, `requiredString`, `stringArray`, `stringList`, `intArray`, `double`,
     /// `table`, `tables`, `has`, `validName(t, "…")`) and of the header-name settings loop
     /// (`("permission_sets_header", \ProxySettings…)`).
     static func loaderKeys() throws -> Set<String> {
         let source = try read("Sources/CalloutCore/Config/ConfigBuilder.swift")
         let patterns = [
-            #"\.(?:string|int|bool|requiredString|stringArray|intArray|double|table|tables|has)\("([a-z][a-z0-9_]*)""#,
+            #"\.(?:string|int|bool|requiredString|stringArray|stringList|intArray|double|table|tables|has)\("([a-z][a-z0-9_]*)""#,
             #"validName\(\w+, "([a-z][a-z0-9_]*)""#,
             #"\("([a-z][a-z0-9_]*)", \\"#,
         ]

@@ -14,6 +14,7 @@ struct FormulaParseTests {
         ("{!", 1, "unterminated {! block"),
         ("{!}", 1, "empty {!} block"),
         ("ab{!FOO(1)}", 5, "unknown function 'FOO'"),
+        ("{!UPER('a')}", 3, "unknown function 'UPER'; did you mean UPPER?"),
         ("{!LEFT(\"a\")}", 3, "LEFT takes 2 arguments, got 1"),
         ("{!UUID(1)}", 3, "UUID takes 0 arguments, got 1"),
         ("{!if(TRUE, 1)}", 3, "IF takes 3 arguments, got 2"),

@@ -18,18 +18,20 @@ struct ConfigBuilder {
         config.callers = callerCursors.compactMap(caller)
         config.certificates = certificateCursors.compactMap(certificate)
         let maxValue = config.proxy.maxFormulaValueLength
-        config.externalCredentials = externalCursors.compactMap {
-            externalCredential($0, insecure: config.proxy.allowInsecureHTTP, maxValue: maxValue)
+        let externals = externalCursors.map {
+            ($0, externalCredential($0, insecure: config.proxy.allowInsecureHTTP, maxValue: maxValue))
         }
-        config.namedCredentials = namedCursors.compactMap {
-            namedCredential($0, insecure: config.proxy.allowInsecureHTTP)
-        }
+        let nameds = namedCursors.map { ($0, namedCredential($0, insecure: config.proxy.allowInsecureHTTP)) }
+        config.externalCredentials = externals.compactMap(\.1)
+        config.namedCredentials = nameds.compactMap(\.1)
 
         unique(callerCursors, config.callers.map(\.name), kind: "caller")
         unique(certificateCursors, config.certificates.map(\.name), kind: "certificate")
         unique(externalCursors, config.externalCredentials.map(\.name), kind: "external credential")
         unique(namedCursors, config.namedCredentials.map(\.name), kind: "named credential")
-        crossReferences(config, externalCursors: externalCursors, namedCursors: namedCursors)
+        let references = References(
+            config: config, certificates: certificateCursors, externalCredentials: externalCursors)
+        crossReferences(references, externals: externals, nameds: nameds)
         return config
     }
 
@@ -77,7 +79,7 @@ struct ConfigBuilder {
                 }
             }
         }
-        if let v = t.string("ca_file") { s.caFile = resolvePath(v) }
+        if let v = t.stringList("ca_file") { s.caFiles = v.map(resolvePath) }
         if let v = t.int("request_timeout_seconds", in: 1...120) { s.requestTimeoutSeconds = v }
         if let v = t.int("connect_timeout_seconds", in: 1...120) { s.connectTimeoutSeconds = v }
         if let v = t.int("max_header_bytes", in: 1024...1_048_576) { s.maxHeaderBytes = v }
@@ -129,7 +131,7 @@ struct ConfigBuilder {
         let profile = t.string("profile")
         var user: [String: String] = [:]
         if let u = t.table("user") {
-            for (k, v) in u.stringEntries() {
+            for (k, v) in u.stringEntries(expanding: true) {
                 if !HeaderRules.isToken(k) {
                     u.issue(k, "user field names may contain only letters, digits, '-' and '_'")
                 }
@@ -189,7 +191,7 @@ struct ConfigBuilder {
                 )
             }
         }
-        let scope = t.string("scope").flatMap { formula(t, "scope", $0) }
+        let scope = t.string("scope", expanding: false).flatMap { formula(t, "scope", $0) }
         var codes: [Int] = []
         if let list = t.intArray("additional_refresh_status_codes") {
             for (i, code) in list.enumerated() {
@@ -210,13 +212,13 @@ struct ConfigBuilder {
         let expiration = t.int("jwt_expiration_seconds", in: 1...3600) ?? 120
         var claims: [(name: String, value: Formula)] = []
         if let c = t.table("jwt_claims") {
-            for (k, v) in c.stringEntries() {
+            for (k, v) in c.stringEntries(expanding: false) {
                 if let f = formula(c, k, v) { claims.append((k, f)) }
             }
         }
         var header: [(name: String, value: Formula)] = []
         if let h = t.table("jwt_header") {
-            for (k, v) in h.stringEntries() {
+            for (k, v) in h.stringEntries(expanding: false) {
                 if k == "alg" || k == "typ" {
                     h.issue(k, "is set by the proxy from signing_algorithm and cannot be overridden")
                 }
@@ -301,7 +303,7 @@ struct ConfigBuilder {
         var names: [String: Int] = [:]
         for (i, h) in t.tables("custom_header").enumerated() {
             let name = h.requiredString("name")
-            let value = h.requiredString("value").flatMap { formula(h, "value", $0) }
+            let value = h.requiredString("value", expanding: false).flatMap { formula(h, "value", $0) }
             let sequence = h.int("sequence_number") ?? (i + 1)
             if sequence < 1 { h.issue("sequence_number", "must be a positive integer") }
             h.rejectUnknownKeys()
@@ -323,13 +325,41 @@ struct ConfigBuilder {
 
     // MARK: - Cross-references
 
-    private func crossReferences(_ config: ProxyConfig, externalCursors: [TOMLCursor], namedCursors: [TOMLCursor]) {
-        let certificateNames = Set(config.certificates.map { $0.name.lowercased() })
+    /// What a reference may point to. A name declared by an entry that has problems of its own
+    /// is not reported again as unknown: the entry's problem is the cause, the reference an echo.
+    private struct References {
+        let config: ProxyConfig
+        let declaredCertificates: Set<String>
+        let declaredExternalCredentials: Set<String>
+
+        init(config: ProxyConfig, certificates: [TOMLCursor], externalCredentials: [TOMLCursor]) {
+            self.config = config
+            func names(_ cursors: [TOMLCursor]) -> Set<String> {
+                Set(cursors.compactMap { $0.table["name"]?.string?.lowercased() })
+            }
+            declaredCertificates = names(certificates)
+            declaredExternalCredentials = names(externalCredentials)
+        }
+
+        func unknownCertificate(_ name: String) -> Bool {
+            !declaredCertificates.contains(name.lowercased()) && config.certificate(name) == nil
+        }
+
+        func unknownExternalCredential(_ name: String) -> Bool {
+            !declaredExternalCredentials.contains(name.lowercased()) && config.externalCredential(name) == nil
+        }
+    }
+
+    private func crossReferences(
+        _ references: References, externals: [(TOMLCursor, ExternalCredentialConfig?)],
+        nameds: [(TOMLCursor, NamedCredentialConfig?)]
+    ) {
+        let config = references.config
         func checkCertificate(_ cursor: TOMLCursor, _ key: String, _ name: String?) {
-            guard let name, !certificateNames.contains(name.lowercased()) else { return }
+            guard let name, references.unknownCertificate(name) else { return }
             cursor.issue(key, "no [[certificate]] is named '\(name)'" + hint(name, config.certificates.map(\.name)))
         }
-        for (cursor, credential) in zip(externalCursors, config.externalCredentials) where cursor.has("name") {
+        for case (let cursor, let credential?) in externals {
             checkCertificate(cursor, "signing_certificate", credential.signingCertificate)
             checkCertificate(
                 cursor, "identity_provider_client_certificate", credential.identityProviderClientCertificate)
@@ -339,11 +369,12 @@ struct ConfigBuilder {
                 + credential.jwtHeader.map { ("jwt_header.\($0.name)", $0.value) }
                 + credential.customHeaders.enumerated().map { ("custom_header[\($0.offset)].value", $0.element.value) }
             for (key, f) in formulas {
-                checkFormulaReferences(cursor, key, f, config: config, inScope: credential.name, secretsAllowed: false)
+                checkFormulaReferences(
+                    cursor, key, f, references: references, inScope: credential.name, secretsAllowed: false)
             }
         }
-        for (cursor, named) in zip(namedCursors, config.namedCredentials) {
-            if config.externalCredential(named.externalCredential) == nil {
+        for case (let cursor, let named?) in nameds {
+            if references.unknownExternalCredential(named.externalCredential) {
                 cursor.issue(
                     "external_credential",
                     "no [[external_credential]] is named '\(named.externalCredential)'"
@@ -352,21 +383,22 @@ struct ConfigBuilder {
             checkCertificate(cursor, "client_certificate", named.clientCertificate)
             for (i, h) in named.customHeaders.enumerated() {
                 checkFormulaReferences(
-                    cursor, "custom_header[\(i)].value", h.value, config: config, inScope: named.externalCredential,
-                    secretsAllowed: named.allowFormulasInHeaders)
+                    cursor, "custom_header[\(i)].value", h.value, references: references,
+                    inScope: named.externalCredential, secretsAllowed: named.allowFormulasInHeaders)
             }
         }
     }
 
     private func checkFormulaReferences(
-        _ cursor: TOMLCursor, _ key: String, _ f: Formula, config: ProxyConfig, inScope: String, secretsAllowed: Bool
+        _ cursor: TOMLCursor, _ key: String, _ f: Formula, references: References, inScope: String,
+        secretsAllowed: Bool
     ) {
         for referenced in f.referencedCredentials.sorted() {
-            if config.externalCredential(referenced) == nil {
+            if references.unknownExternalCredential(referenced) {
                 cursor.issue(
                     key,
                     "formula refers to unknown external credential '\(referenced)'"
-                        + hint(referenced, config.externalCredentials.map(\.name)))
+                        + hint(referenced, references.config.externalCredentials.map(\.name)))
             } else if !referenced.caseInsensitiveEquals(inScope) {
                 cursor.issue(key, "formula refers to '\(referenced)', but only '\(inScope)' is resolved here")
             }
@@ -455,6 +487,6 @@ struct ConfigBuilder {
 
     private func resolvePath(_ path: String) -> String {
         if path.hasPrefix("/") || baseDirectory == "." || baseDirectory.isEmpty { return path }
-        return (baseDirectory as NSString).appendingPathComponent(path)
+        return ConfigLoader.absolutePath(path, workingDirectory: baseDirectory)
     }
 }

@@ -26,5 +26,11 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 
     public init(issues: [ConfigIssue]) { self.issues = issues }
 
+    /// The same problems in the order they are written in the file: by line, then key path;
+    /// problems without a line last.
+    public init(inLineOrder issues: [ConfigIssue]) {
+        self.issues = issues.sorted { ($0.line ?? .max, $0.keyPath) < ($1.line ?? .max, $1.keyPath) }
+    }
+
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 }

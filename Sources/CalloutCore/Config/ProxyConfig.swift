@@ -76,8 +76,9 @@ public struct ProxySettings: Sendable, Equatable {
     public var profileHeader: String = "X-Callout-Profile"
     public var userHeaderPrefix: String = "X-Callout-User-"
     public var principalHeader: String = "X-Callout-Principal"
-    /// Extra PEM trust roots for the identity providers and upstreams, added to the system's.
-    public var caFile: String?
+    /// Files of extra PEM trust roots for the identity providers and upstreams, added to the
+    /// system's (`ca_file`: one path or a list).
+    public var caFiles: [String] = []
     /// Callout budget until the upstream's response head, token fetch included; then the longest
     /// silence while the response body streams: 1...120.
     public var requestTimeoutSeconds: Int = 10

@@ -7,6 +7,9 @@ final class TOMLCursor {
     let path: String
     private let report: ConfigReport
     private var known: [String] = []
+    /// Required keys that are missing because an unknown key is a misspelling of them
+    /// (misspelt key -> required key): reported once, as the unknown key.
+    private var misspeltRequired: [String: String] = [:]
 
     init(_ table: TOMLTable, path: String, report: ConfigReport) {
         self.table = table
@@ -29,22 +32,37 @@ final class TOMLCursor {
 
     func has(_ key: String) -> Bool { table.contains(key: key) }
 
-    func string(_ key: String) -> String? {
+    /// A string value; `${VAR}` expanded unless `expanding` is false (formula values), see
+    /// ``EnvironmentExpansion``.
+    func string(_ key: String, expanding: Bool = true) -> String? {
         guard let v = value(key) else { return nil }
         guard let s = v.string else {
             issue(key, "must be a string, not \(Self.describe(v.type))")
             return nil
         }
-        return s
+        return expanded(s, at: keyPath(key), expanding: expanding)
     }
 
-    func requiredString(_ key: String) -> String? {
-        guard has(key) else {
-            _ = value(key)
-            issue(key, "is required")
+    private func expanded(_ text: String, at keyPath: String, expanding: Bool) -> String? {
+        switch expanding ? report.expansion.expand(text) : report.expansion.literal(text) {
+        case .success(let value): return value
+        case .failure(let failure):
+            report.add(keyPath, failure.description)
             return nil
         }
-        return string(key)
+    }
+
+    func requiredString(_ key: String, expanding: Bool = true) -> String? {
+        guard has(key) else {
+            _ = value(key)
+            if let typo = table.keys.sorted().first(where: { DidYouMean.suggestion(for: $0, among: [key]) != nil }) {
+                misspeltRequired[typo] = key
+            } else {
+                issue(key, "is required")
+            }
+            return nil
+        }
+        return string(key, expanding: expanding)
     }
 
     func int(_ key: String) -> Int? {
@@ -99,9 +117,20 @@ final class TOMLCursor {
                 report.add("\(keyPath(key))[\(i)]", "must be a string, not \(Self.describe(element.type))")
                 continue
             }
-            out.append(s)
+            if let value = expanded(s, at: "\(keyPath(key))[\(i)]", expanding: true) { out.append(value) }
         }
         return out
+    }
+
+    /// One string or an array of strings (`ca_file = "a.pem"` or `ca_file = ["a.pem", "b.pem"]`).
+    func stringList(_ key: String) -> [String]? {
+        guard let v = value(key) else { return nil }
+        if v.array != nil { return stringArray(key) }
+        guard v.string != nil else {
+            issue(key, "must be a string or an array of strings, not \(Self.describe(v.type))")
+            return nil
+        }
+        return string(key).map { [$0] }
     }
 
     func intArray(_ key: String) -> [Int]? {
@@ -150,19 +179,24 @@ final class TOMLCursor {
     }
 
     /// All entries as strings, in key order, for free-form tables (claims, user attributes).
-    func stringEntries() -> [(String, String)] {
+    func stringEntries(expanding: Bool) -> [(String, String)] {
         var out: [(String, String)] = []
         for key in table.keys.sorted() {
-            if let s = string(key) { out.append((key, s)) }
+            if let s = string(key, expanding: expanding) { out.append((key, s)) }
         }
         return out
     }
 
     /// Reports every key that no reader asked for, with the closest known key when there is one.
     func rejectUnknownKeys() {
+        for (typo, required) in misspeltRequired.sorted(by: { $0.key < $1.key }) where known.contains(typo) {
+            issue(required, "is required")
+        }
         for key in table.keys.sorted() where !known.contains(key) {
             var message = "unknown key"
-            if let guess = DidYouMean.suggestion(for: key, among: known) {
+            if let required = misspeltRequired[key] {
+                message += "; did you mean '\(required)'? (\(required) is required)"
+            } else if let guess = DidYouMean.suggestion(for: key, among: known) {
                 message += "; did you mean '\(guess)'?"
             } else if !known.isEmpty {
                 message += " (known keys: \(known.sorted().joined(separator: ", ")))"
@@ -191,11 +225,13 @@ final class TOMLCursor {
 final class ConfigReport {
     let file: String
     let index: TOMLLineIndex
+    let expansion: EnvironmentExpansion
     private(set) var issues: [ConfigIssue] = []
 
-    init(file: String, index: TOMLLineIndex) {
+    init(file: String, index: TOMLLineIndex, expansion: EnvironmentExpansion) {
         self.file = file
         self.index = index
+        self.expansion = expansion
     }
 
     func add(_ keyPath: String, _ message: String) {

@@ -142,28 +142,42 @@ struct TOMLLineIndex {
     /// Net count of `[`/`{` over `]`/`}` outside strings and comments.
     private static func bracketBalance(_ text: String) -> Int {
         var balance = 0
-        var quote: Character? = nil
+        _ = scanOutsideStrings(text) { ch in
+            switch ch {
+            case "[", "{": balance += 1
+            case "]", "}": balance -= 1
+            case "#": return false
+            default: break
+            }
+            return true
+        }
+        return balance
+    }
+
+    /// Walks one line as TOML: `visit` sees each character outside `"` and `'` strings (with
+    /// `\` escapes in `"` strings) and returns false to stop. Returns the quote and 1-based
+    /// column of a string still open where the walk ended.
+    static func scanOutsideStrings(_ text: String, _ visit: (Character) -> Bool) -> (quote: Character, column: Int)? {
+        var open: (quote: Character, column: Int)? = nil
         var escaped = false
+        var column = 0
         for ch in text {
-            if let q = quote {
+            column += 1
+            if let q = open?.quote {
                 if escaped {
                     escaped = false
                 } else if ch == "\\" && q == "\"" {
                     escaped = true
                 } else if ch == q {
-                    quote = nil
+                    open = nil
                 }
-                continue
-            }
-            switch ch {
-            case "\"", "'": quote = ch
-            case "[", "{": balance += 1
-            case "]", "}": balance -= 1
-            case "#": return balance
-            default: break
+            } else if ch == "\"" || ch == "'" {
+                open = (ch, column)
+            } else if !visit(ch) {
+                break
             }
         }
-        return balance
+        return open
     }
 
     private static func indexInline(_ value: String, prefix: String, line: Int, into lines: inout [String: Int]) {

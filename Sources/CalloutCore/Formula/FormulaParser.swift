@@ -144,7 +144,11 @@ struct FormulaParser {
         -> FormulaNode
     {
         guard let function = FormulaFunction.byName[name.uppercased()] else {
-            throw FormulaParseError(column: column, message: "unknown function '\(name)'")
+            // Names are short: a guess more than a third of the name away is noise (FOO is not NOT).
+            let guess = DidYouMean.suggestion(for: name.uppercased(), among: FormulaFunction.byName.keys.sorted())
+                .flatMap { DidYouMean.editDistance(name.uppercased(), $0) <= max(1, name.count / 3) ? $0 : nil }
+            throw FormulaParseError(
+                column: column, message: "unknown function '\(name)'" + (guess.map { "; did you mean \($0)?" } ?? ""))
         }
         let open = try next()  // "("
         try enter(at: open.column)

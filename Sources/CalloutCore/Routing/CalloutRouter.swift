@@ -59,7 +59,9 @@ public enum CalloutRouter {
                 RoutedCallout(
                     named: named, credential: credential, targetURL: targetURL, identity: identity,
                     candidates: candidates, principal: principal))
-        case .failure(.noPrincipal): return .failure(.noPrincipal(named.name, credential: credential.name))
+        case .failure(.noPrincipal):
+            return .failure(
+                .noPrincipal(named.name, credential: credential.name, identity: identity, settings: config.proxy))
         case .failure(.requestedPrincipalNotAllowed(let r)):
             return .failure(.principalNotAllowed(named.name, requested: r))
         }

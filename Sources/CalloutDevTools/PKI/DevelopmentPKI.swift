@@ -30,40 +30,23 @@ public struct DevelopmentPKI: Sendable {
         public static let leafPrivateKey = "server-key.pem"
     }
 
-    /// Generates a fresh CA and leaf. Certificates are valid from an hour before `now` for
-    /// `validity` seconds.
+    /// Generates a leaf, and a fresh CA unless `authority` is given. Certificates are valid from
+    /// an hour before `now` for `validity` seconds.
     public static func generate(
         dnsNames: [String] = ["localhost"],
         ipAddresses: [String] = ["127.0.0.1", "::1"],
         commonName: String = "localhost",
         validity: TimeInterval = 7 * 24 * 3600,
-        now: Date = Date()
+        now: Date = Date(),
+        authority: DevelopmentCA? = nil
     ) throws -> DevelopmentPKI {
-        let caKey = P256.Signing.PrivateKey()
-        let caName = try DistinguishedName {
-            OrganizationName("callout-proxy development")
-            CommonName("callout-proxy development CA")
-        }
-        let caPublicKey = Certificate.PublicKey(caKey.publicKey)
-        let caKeyIdentifier = SubjectKeyIdentifier(hash: caPublicKey).keyIdentifier
+        let ca = try authority ?? DevelopmentCA.generate(validity: validity, now: now)
+        let caKey = ca.key
+        let caName = ca.certificate.subject
+        let caKeyIdentifier = SubjectKeyIdentifier(hash: ca.certificate.publicKey).keyIdentifier
         let notBefore = now.addingTimeInterval(-3600)
-        let notAfter = now.addingTimeInterval(validity)
-        let caCertificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: caPublicKey,
-            notValidBefore: notBefore,
-            notValidAfter: notAfter,
-            issuer: caName,
-            subject: caName,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-                SubjectKeyIdentifier(keyIdentifier: caKeyIdentifier)
-            },
-            issuerPrivateKey: Certificate.PrivateKey(caKey)
-        )
+        let notAfter = min(now.addingTimeInterval(validity), ca.certificate.notValidAfter)
+        let caCertificate = ca.certificate
 
         let leafKey = P256.Signing.PrivateKey()
         let leafPublicKey = Certificate.PublicKey(leafKey.publicKey)

@@ -89,15 +89,7 @@ enum JSON {
     static func seconds(_ d: Double?) -> JSONValue? { d.map { .number(($0 * 10).rounded() / 10) } }
     static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }
 
-    static func issues(_ issues: [ConfigIssue]) -> JSONValue {
-        .array(
-            issues.map {
-                object([
-                    ("file", .string($0.file)), ("line", $0.line.map { int($0) }), ("key_path", .string($0.keyPath)),
-                    ("message", .string($0.message)), ("description", .string($0.description)),
-                ])
-            })
-    }
+    static func issues(_ issues: [ConfigIssue]) -> JSONValue { ConfigIssueJSON.array(issues) }
 }
 
 extension Problem {

@@ -62,7 +62,6 @@ public final class ConfigReloader: Sendable {
 
     /// Settings read once at start: a change is reported, not applied.
     static let restartOnly: [(String, @Sendable (ProxySettings) -> AnyHashable?)] = [
-        ("ca_file", { $0.caFile }),
         ("connect_timeout_seconds", { $0.connectTimeoutSeconds }),
         ("request_timeout_seconds", { $0.requestTimeoutSeconds }),
         ("max_header_bytes", { $0.maxHeaderBytes }),
@@ -131,6 +130,10 @@ public final class ConfigReloader: Sendable {
         let dropped = drop.map { (externalCredential: $0, entries: cache.removeAll(externalCredential: $0)) }
         metrics.reloaded(success: true, generation: generation)
         for warning in warnings { logger.warning("reload: \(warning)") }
+        if config.proxy.caFiles != old.caFiles {
+            logger.notice(
+                "reload: proxy.ca_file changed: new connections to endpoints and identity providers use it now")
+        }
         logger.notice(
             "configuration reloaded",
             metadata: [

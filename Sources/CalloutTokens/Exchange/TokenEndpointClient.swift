@@ -216,10 +216,9 @@ public struct TokenEndpointClient: Sendable {
         case let error as NIOTooManyBytesError:
             return .malformedResponse(
                 "response body larger than \(error.maxBytes.map(String.init) ?? "the limit") bytes")
-        case let error as NIOSSLError:
-            return .unreachable("TLS failure: \(safe(String(describing: error)))")
-        case let error as BoringSSLError:
-            return .unreachable("TLS failure: \(safe(String(describing: error)))")
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+            return .unreachable(
+                safe(TLSFailureText.describe(error, peer: "identity provider") ?? "TLS handshake failed"))
         case let error as IOError where error.errnoCode == ECONNREFUSED:
             return .unreachable("connection refused")
         case let error as NIOConnectionError:

@@ -51,7 +51,8 @@ public struct SigningMaterial: Sendable {
         try key.requireCanSign(algorithm)
     }
 
-    private static func readText(_ path: String) throws -> String {
+    /// The text of a key, certificate or CA file; `KeyLoadError.fileUnreadable` says why not.
+    static func readText(_ path: String) throws(KeyLoadError) -> String {
         let url = URL(fileURLWithPath: path)
         let data: Data
         do {
