@@ -104,7 +104,8 @@ final class CalloutPlan: Sendable {
         var headers = HTTPHeaders(
             OutboundHeaders.build(
                 incoming: incoming, isIdentityHeader: isIdentityHeader, customHeaders: custom,
-                authorization: authorization, host: named.hostHeader, via: CalloutPlan.via))
+                authorization: authorization, host: named.hostHeader, via: CalloutPlan.via,
+                decrementMaxForwards: head.method == .OPTIONS))
         switch bodyLength {
         case .none:
             headers.add(name: "Transfer-Encoding", value: "chunked")
