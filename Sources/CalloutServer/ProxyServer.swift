@@ -50,13 +50,7 @@ public final class ProxyServer: Sendable {
         let settings = configuration.current.config.proxy
         let limiter = self.limiter
         let services = self.services
-        let limits = {
-            var l = NIOHTTPDecoderLimitConfiguration()
-            l.maxHeaderListSize = settings.maxHeaderBytes
-            l.maxHeaderFieldSize = settings.maxHeaderBytes
-            l.maxHeaderFieldCount = 512
-            return l
-        }()
+        let limits = NIOHTTPDecoderLimitConfiguration.heads(maxHeaderBytes: settings.maxHeaderBytes)
         let headTimeout = TimeAmount.seconds(Int64(settings.headerReadTimeoutSeconds))
         let idleTimeout = TimeAmount.seconds(Int64(settings.idleTimeoutSeconds))
         let channel = try await ServerBootstrap(group: group)
@@ -66,10 +60,7 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard limiter.admit(channel) else {
-                        channel.close(promise: nil)
-                        throw ChannelError.ioOnClosedChannel
-                    }
+                    try limiter.admitOrClose(channel)
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,

@@ -89,6 +89,11 @@ import Testing
             // Two open connections: the third is closed at once, unanswered.
             let first = try await RawConnection.open(port: port)
             let second = try await RawConnection.open(port: port)
+            // Both answered, so both were admitted before the third arrives.
+            for connection in [first, second] {
+                try await connection.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                #expect(await connection.waitForResponse()?.status == 200)
+            }
             defer {
                 first.close()
                 second.close()

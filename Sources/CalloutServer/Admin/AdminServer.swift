@@ -29,12 +29,7 @@ public final class AdminServer: Sendable {
     func bind(_ address: HostPort) async throws -> SocketAddress {
         let settings = api.runtime.current.config.proxy
         let limiter = ConnectionLimiter(limit: { settings.adminMaxConnections })
-        let limits = {
-            var l = NIOHTTPDecoderLimitConfiguration()
-            l.maxHeaderListSize = settings.maxHeaderBytes
-            l.maxHeaderFieldSize = settings.maxHeaderBytes
-            return l
-        }()
+        let limits = NIOHTTPDecoderLimitConfiguration.heads(maxHeaderBytes: settings.maxHeaderBytes)
         let headerRead = TimeAmount.seconds(Int64(settings.headerReadTimeoutSeconds))
         let idle = TimeAmount.seconds(Int64(settings.idleTimeoutSeconds))
         let channel = try await ServerBootstrap(group: group)
@@ -42,10 +37,7 @@ public final class AdminServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard limiter.admit(channel) else {
-                        channel.close(promise: nil)
-                        throw ChannelError.ioOnClosedChannel
-                    }
+                    try limiter.admitOrClose(channel)
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: true,
