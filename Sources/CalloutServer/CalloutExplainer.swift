@@ -24,6 +24,13 @@ public enum CalloutExplainer {
         let peerBytes = IPAddress.parse(peer)
         lines.append("request:            \(method) \(url) from \(peer)")
         let routed: RoutedCallout
+        // An absolute URL stands for the request a client sends through the proxy, Host included.
+        var headers = headers
+        if !url.hasPrefix("/"), !headers.contains(where: { $0.0.caseInsensitiveEquals("host") }),
+            let authority = url.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first
+        {
+            headers.insert(("Host", String(authority)), at: 0)
+        }
         switch CalloutRouter.route(
             config: config, identityResolver: snapshot.identity, method: method, target: url, headers: headers,
             peer: peerBytes, alias: &alias)

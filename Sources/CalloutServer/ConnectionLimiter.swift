@@ -1,5 +1,6 @@
 import Atomics
 import NIOCore
+import NIOHTTP1
 
 /// Counts open client connections and closes new ones beyond `max_connections` at accept.
 final class ConnectionLimiter: Sendable {
@@ -21,5 +22,24 @@ final class ConnectionLimiter: Sendable {
             return false
         }
         return true
+    }
+
+    /// For a child channel initializer: closes a channel beyond the limit and fails its setup.
+    func admitOrClose(_ channel: any Channel) throws {
+        guard admit(channel) else {
+            channel.close(promise: nil)
+            throw ConnectionRefusedAtLimit()
+        }
+    }
+}
+
+extension NIOHTTPDecoderLimitConfiguration {
+    /// The request head limits of both listeners: `max_header_bytes` for the head, 512 fields.
+    static func heads(maxHeaderBytes: Int) -> NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = maxHeaderBytes
+        limits.maxHeaderFieldSize = maxHeaderBytes
+        limits.maxHeaderFieldCount = 512
+        return limits
     }
 }

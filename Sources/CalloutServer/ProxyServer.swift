@@ -58,13 +58,7 @@ public final class ProxyServer: Sendable {
         let settings = configuration.current.config.proxy
         let limiter = self.limiter
         let services = self.services
-        let limits = {
-            var l = NIOHTTPDecoderLimitConfiguration()
-            l.maxHeaderListSize = settings.maxHeaderBytes
-            l.maxHeaderFieldSize = settings.maxHeaderBytes
-            l.maxHeaderFieldCount = 512
-            return l
-        }()
+        let limits = NIOHTTPDecoderLimitConfiguration.heads(maxHeaderBytes: settings.maxHeaderBytes)
         let headTimeout = TimeAmount.seconds(Int64(settings.headerReadTimeoutSeconds))
         let idleTimeout = TimeAmount.seconds(Int64(settings.idleTimeoutSeconds))
         let bodyDeadline = BodyDeadline(
@@ -77,14 +71,12 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard limiter.admit(channel) else {
-                        channel.close(promise: nil)
-                        throw ConnectionRefusedAtLimit()
-                    }
+                    try limiter.admitOrClose(channel)
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try sync.addHandler(ConnectResponseFraming())
                     try sync.addHandler(
                         CalloutHandler(
                             services: services, headTimeout: headTimeout, idleTimeout: idleTimeout,

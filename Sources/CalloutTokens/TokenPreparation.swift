@@ -43,8 +43,10 @@ public struct TokenPreparation: Sendable {
             allowSecrets: false, namedCredentialName: demand.namedCredential?.name,
             namedCredentialURL: demand.namedCredential?.url.absoluteString, now: now, uuid: uuid,
             maxValueLength: settings().maxFormulaValueLength)
+        var scopeContext = context
+        scopeContext.use = .scope
         func evaluate(_ f: Formula, _ location: String) throws -> String {
-            do { return try f.evaluate(in: context) } catch {
+            do { return try f.evaluate(in: location == "scope" ? scopeContext : context) } catch {
                 throw Problem.formulaFailed(
                     demand.namedCredential?.name, location: "external_credential \(credential.name) \(location)",
                     message: error.description)

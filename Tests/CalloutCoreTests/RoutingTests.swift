@@ -56,6 +56,8 @@ import Testing
         ("https://api.example/v2", "/a/../b", nil, "https://api.example/v2/b"),
         ("https://api.example/v2", "/a/./b", nil, "https://api.example/v2/a/b"),
         ("https://api.example/v2", "/caf%C3%A9", nil, "https://api.example/v2/caf%C3%A9"),
+        ("https://api.example/v2", "/a/..;/b", nil, "https://api.example/v2/b"),
+        ("https://api.example/v2", "/a;v=1/b", nil, "https://api.example/v2/a;v=1/b"),
     ])
     func joins(_ base: String, _ path: String, _ query: String?, _ expected: String) {
         #expect(URLJoin.join(base: base, path: path, query: query) == .success(expected))
@@ -63,6 +65,7 @@ import Testing
 
     @Test(arguments: [
         "/..", "/../x", "/a/../../x", "/%2e%2e/x", "/%2E%2E/x", "/%252e%252e/x", "/.%2e/x", "/a/%2e%2e/%2e%2e/x",
+        "/..;/x", "/%2e%2e;/x", "/..;jsessionid=1/x", "/a/..;/..;/x", "/.;/..%3b/x",
     ])
     func traversalIsRefused(_ path: String) {
         #expect(URLJoin.join(base: "https://api.example/v2", path: path, query: nil) == .failure(.escapesBasePath))

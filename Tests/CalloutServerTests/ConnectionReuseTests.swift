@@ -15,12 +15,12 @@ import Testing
 
     /// A complete `GET` for `/callout:<alias>/<path>` with the identity header.
     static func get(_ path: String, alias: String = "Acme") -> String {
-        "GET /callout:\(alias)/\(path) HTTP/1.1\r\nHost: proxy\r\n\(identity)\r\n"
+        "GET /callout:\(alias)/\(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(identity)\r\n"
     }
 
     /// A complete `POST` with a `Content-Length` body.
     static func post(_ path: String, body: String, method: String = "POST") -> String {
-        "\(method) /callout:Acme/\(path) HTTP/1.1\r\nHost: proxy\r\n\(identity)Content-Type: text/plain\r\n"
+        "\(method) /callout:Acme/\(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(identity)Content-Type: text/plain\r\n"
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
@@ -63,7 +63,7 @@ import Testing
             // The proxy does not upgrade; what follows such a request is not read as HTTP, so the
             // request is answered with `Connection: close` and the connection ends there.
             let upgrade =
-                "GET /callout:Acme/up HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                "GET /callout:Acme/up HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                 + "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\(Self.identity)\r\n"
             try await connection.write(upgrade + Self.get("after"))
             let responses = await connection.waitForResponses(1)
@@ -84,7 +84,7 @@ import Testing
             defer { connection.close() }
             // Far beyond max_request_body_bytes: 413 at once, never `100 Continue` first.
             try await connection.write(
-                "PUT /callout:Acme/big HTTP/1.1\r\nHost: proxy\r\n\(Self.identity)Content-Length: 999999999999\r\n"
+                "PUT /callout:Acme/big HTTP/1.1\r\nHost: 127.0.0.1\r\n\(Self.identity)Content-Length: 999999999999\r\n"
                     + "Expect: 100-continue\r\n\r\n")
             let responses = await connection.waitForResponses(1)
             #expect(responses.first?.status == 413, "received: \(connection.text)")

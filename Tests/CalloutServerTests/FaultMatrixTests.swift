@@ -186,7 +186,7 @@ import Testing
             h.upstream.setBehavior(.resetAfterHead)
             let reset = try await RawConnection.open(port: h.proxyPort)
             try await reset.write(
-                "GET /callout:Acme/reset HTTP/1.1\r\nHost: proxy\r\nX-Callout-Permission-Sets: Readers\r\n\r\n")
+                "GET /callout:Acme/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Callout-Permission-Sets: Readers\r\n\r\n")
             #expect(await reset.waitForClose(), "the caller's connection is closed after an upstream reset")
             reset.close()
             h.upstream.setBehavior(.echo)
@@ -245,7 +245,7 @@ import Testing
                         group.addTask {
                             let c = try await RawConnection.open(port: h.proxyPort)
                             defer { c.close() }
-                            let head = "X-Callout-Permission-Sets: Readers\r\nHost: proxy\r\n"
+                            let head = "X-Callout-Permission-Sets: Readers\r\nHost: 127.0.0.1\r\n"
                             // Every 50th a streamed body past the replay buffer; the rest alternate.
                             switch i % 50 == 1 ? 1 : (i % 2 == 0 ? 0 : 2) {
                             case 0:
@@ -283,10 +283,10 @@ import Testing
         try await Self.withFaultHarness(proxySettings: "idle_timeout_seconds = 2") { h in
             // A partial head, then nothing.
             let stalled = try await RawConnection.open(port: h.proxyPort)
-            try await stalled.write("GET /callout:Acme/a HTTP/1.1\r\nHost: proxy\r\nX-Callout-Permission-Sets: Re")
+            try await stalled.write("GET /callout:Acme/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Callout-Permission-Sets: Re")
             // A head trickled one byte at a time never completes either.
             let trickle = try await RawConnection.open(port: h.proxyPort)
-            let head = Array("GET /callout:Acme/a HTTP/1.1\r\nHost: proxy\r\nX-Slow: ".utf8)
+            let head = Array("GET /callout:Acme/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".utf8)
             for byte in head.prefix(30) {
                 guard !trickle.isClosed else { break }
                 try? await trickle.write([byte])
@@ -295,7 +295,7 @@ import Testing
             // A complete head, then a body that stalls (closed after idle_timeout_seconds = 2).
             let slowBody = try await RawConnection.open(port: h.proxyPort)
             try await slowBody.write(
-                "POST /callout:Acme/a HTTP/1.1\r\nHost: proxy\r\nX-Callout-Permission-Sets: Readers\r\n"
+                "POST /callout:Acme/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Callout-Permission-Sets: Readers\r\n"
                     + "Content-Length: 100\r\n\r\n0123456789")
             // header_read_timeout_seconds = 1.
             #expect(await stalled.waitForClose(timeout: .seconds(10)))
@@ -364,7 +364,7 @@ import Testing
             // An admitted connection serves a callout.
             let last = connections[connections.count - 1]
             try await last.write(
-                "GET /callout:Acme/a HTTP/1.1\r\nHost: proxy\r\nX-Callout-Permission-Sets: Readers\r\nConnection: close\r\n\r\n"
+                "GET /callout:Acme/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Callout-Permission-Sets: Readers\r\nConnection: close\r\n\r\n"
             )
             let answered = await last.waitForResponse()
             #expect(answered?.status == 200)

@@ -7,7 +7,7 @@ import Testing
 /// Exact bytes over raw TCP: smuggling shapes, oversize and invalid heads, targets that are not
 /// named credentials, traversal, identity spoofing and header injection. None reaches the upstream.
 @Suite(.serialized) struct HostileInputTests {
-    static let prefix = "Host: proxy\r\nX-Callout-Permission-Sets: Readers\r\n"
+    static let prefix = "Host: 127.0.0.1\r\nX-Callout-Permission-Sets: Readers\r\n"
 
     static func blob(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 

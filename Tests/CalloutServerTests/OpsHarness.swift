@@ -66,11 +66,13 @@ struct OpsHarness {
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
-    /// An admin request; the answer is added to the transcript.
+    /// An admin request; the answer is added to the transcript. POST and DELETE carry
+    /// `X-Callout-Admin`, as scripts must (a web form cannot send it).
     func admin(
         _ method: HTTPMethod, _ path: String, body: String? = nil, headers: [(String, String)] = []
     ) async throws -> ProxyHarness.Response {
-        let response = try await send(method, adminURL + path, body: body, headers: headers)
+        let marked = method == .POST || method == .DELETE ? [("X-Callout-Admin", "1")] + headers : headers
+        let response = try await send(method, adminURL + path, body: body, headers: marked)
         transcript.append(response.body)
         return response
     }

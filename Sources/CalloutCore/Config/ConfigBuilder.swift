@@ -109,6 +109,16 @@ struct ConfigBuilder {
             }
         }
         if let v = t.bool("ready_requires_tokens") { s.readyRequiresTokens = v }
+        if let list = t.stringArray("allowed_hosts") {
+            s.allowedHosts = list.compactMap { entry in
+                guard let name = HostCheck.hostName(entry), name == entry.lowercased() else {
+                    t.issue("allowed_hosts", "'\(entry)' is not a host name or address (no port, scheme or path)")
+                    return nil
+                }
+                return name
+            }
+        }
+        if let v = t.int("admin_max_connections", in: 1...1024) { s.adminMaxConnections = v }
         t.rejectUnknownKeys()
         return s
     }

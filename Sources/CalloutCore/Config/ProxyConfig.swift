@@ -125,6 +125,11 @@ public struct ProxySettings: Sendable, Equatable {
     public var adminTokenSHA256: [UInt8]?
     /// `/readyz` waits until every external credential has fetched a token once.
     public var readyRequiresTokens: Bool = false
+    /// Host names besides loopback, the listen address and aliases that callers may send in
+    /// `Host` (e.g. a service name used with the path form).
+    public var allowedHosts: [String] = []
+    /// Open admin connections at once; further ones are closed at accept.
+    public var adminMaxConnections: Int = 16
 
     public init() {}
 }

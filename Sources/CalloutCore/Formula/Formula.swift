@@ -59,6 +59,8 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     public let referencesSecrets: Bool
     /// True when the formula reads `$Named.Name` or `$Named.Url`.
     public let referencesNamedCredential: Bool
+    /// False when a secret merge field is an argument or operand (refused for ``FormulaUse/callerWritten``).
+    public let placesSecretsWhole: Bool
 
     public init(parsing text: String) throws(FormulaParseError) {
         if text.count > Self.maxSourceLength {
@@ -74,6 +76,7 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
         referencesSecrets = parser.firstSecretField != nil
         secretField = parser.firstSecretField
         referencesNamedCredential = parser.referencesNamedCredential
+        placesSecretsWhole = segments.placesSecretsWhole
 
         let dependsOnContext =
             !parser.referencedCredentials.isEmpty || !parser.referencedUserFields.isEmpty
@@ -114,6 +117,11 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
         }
         if let secretField, !context.allowSecrets {
             throw FormulaEvaluator.secretRefused(secretField)
+        }
+        if context.use == .callerWritten, !placesSecretsWhole {
+            throw FormulaEvaluationError(
+                "a formula in the request may use \(secretField ?? "a secret") only as a whole {!...} block, not inside a function or comparison"
+            )
         }
         let value = try Self.render(segments, FormulaEvaluator(context: context))
         if Self.hasLineBreak(value) { throw Self.lineBreak }

@@ -18,6 +18,8 @@ public struct FormulaContext: Sendable {
     public var uuid: @Sendable () -> UUID
     /// An evaluated value longer than this (in characters) is an error, never silently truncated.
     public var maxValueLength: Int
+    /// Rules that depend on who wrote the formula and where its value goes.
+    public var use: FormulaUse = .configured
 
     public init(
         user: [String: String] = [:],

@@ -9,13 +9,13 @@ struct FormulaEvaluator {
         case .literal(let value):
             return value
         case .user(let field, let lowercased):
-            return .text(userAttribute(field: field, lowercased: lowercased))
+            return try mergeField(userAttribute(field: field, lowercased: lowercased))
         case .credential(let name, let parameter):
-            return .text(try credentialParameter(name: name, parameter: parameter))
+            return try mergeField(try credentialParameter(name: name, parameter: parameter))
         case .named(let field):
             switch field {
-            case .name: return .text(context.namedCredentialName ?? "")
-            case .url: return .text(context.namedCredentialURL ?? "")
+            case .name: return try mergeField(context.namedCredentialName ?? "")
+            case .url: return try mergeField(context.namedCredentialURL ?? "")
             }
         case .call(let function, let arguments):
             let result = try call(function, arguments)
@@ -38,6 +38,14 @@ struct FormulaEvaluator {
             throw FormulaEvaluationError(
                 "intermediate value is larger than \(FormulaValue.maxIntermediateBytes) bytes")
         }
+    }
+
+    /// A merge field's value; in a scope it may not hold whitespace, which would add scopes.
+    private func mergeField(_ value: String) throws(FormulaEvaluationError) -> FormulaValue {
+        if context.use == .scope, value.unicodeScalars.contains(where: { $0.properties.isWhitespace }) {
+            throw FormulaEvaluationError("a merge field value used in a scope may not contain whitespace")
+        }
+        return .text(value)
     }
 
     private func userAttribute(field: String, lowercased: String) -> String {

@@ -13,11 +13,19 @@ public struct RoutedCallout: Sendable {
 
 public enum CalloutRouter {
     /// `alias` is filled as soon as it is known, so refusals can name it in logs.
+    /// `httpVersion`: the request's; an HTTP/1.1 request must carry exactly one `Host`.
     public static func route(
         config: ProxyConfig, identityResolver: IdentityResolver, method: String, target: String,
-        headers: [(String, String)], peer: [UInt8]?, alias: inout String?
+        headers: [(String, String)], peer: [UInt8]?, httpVersion: (major: Int, minor: Int) = (1, 1),
+        alias: inout String?
     ) -> Result<RoutedCallout, Problem> {
-        let host = headers.first { $0.0.caseInsensitiveEquals("host") }?.1
+        let host: String?
+        switch RequestScreen.screen(
+            config: config, method: method, target: target, headers: headers, httpVersion: httpVersion)
+        {
+        case .failure(let problem): return .failure(problem)
+        case .success(let h): host = h
+        }
         let address: CalloutAddress
         switch CalloutAddressing.address(method: method, target: target, host: host) {
         case .success(let a): address = a

@@ -1,9 +1,10 @@
 /// Builds the header list sent upstream from the caller's headers.
 public enum OutboundHeaders {
-    /// Hop-by-hop and proxy-only headers (RFC 9110 §7.6.1), never forwarded.
+    /// Hop-by-hop and proxy-only headers (RFC 9110 §7.6.1), never forwarded in either direction.
+    /// `Proxy-Authentication-Info` (RFC 9110 §11.7.1) answers the proxy's own authentication.
     public static let hopByHop: Set<String> = [
         "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authorization", "proxy-authenticate", "proxy-connection",
+        "proxy-authorization", "proxy-authenticate", "proxy-authentication-info", "proxy-connection",
     ]
 
     /// - Parameters:
@@ -14,9 +15,11 @@ public enum OutboundHeaders {
     ///   - authorization: `"<type> <token>"` when the proxy injects a token; replaces the caller's.
     ///   - host: the endpoint's authority.
     ///   - via: this hop's `Via` entry, e.g. `1.1 callout-proxy`.
+    ///   - decrementMaxForwards: for OPTIONS, `Max-Forwards` goes on one lower (RFC 9110 §7.6.2;
+    ///     a request with 0 is answered by the proxy and never gets here).
     public static func build(
         incoming: [(String, String)], isIdentityHeader: (String) -> Bool, customHeaders: [(String, String)],
-        authorization: String?, host: String, via: String
+        authorization: String?, host: String, via: String, decrementMaxForwards: Bool = false
     ) -> [(String, String)] {
         // Per request: no lower-cased copies of names, and sets only when there is something in them.
         var connectionTokens: Set<String> = []
@@ -40,6 +43,12 @@ public enum OutboundHeaders {
                 existingVia.append(value)
                 continue
             }
+            if decrementMaxForwards, name.caseInsensitiveEquals("max-forwards"),
+                let hops = Int(value.trimming(" \t")), hops > 0
+            {
+                out.append((name, String(hops - 1)))
+                continue
+            }
             out.append((name, value))
         }
         if let authorization { out.append(("Authorization", authorization)) }
@@ -58,6 +67,7 @@ public enum OutboundHeaders {
         case 17: return name.caseInsensitiveEquals("transfer-encoding")
         case 18: return name.caseInsensitiveEquals("proxy-authenticate")
         case 19: return name.caseInsensitiveEquals("proxy-authorization")
+        case 25: return name.caseInsensitiveEquals("proxy-authentication-info")
         default: return false
         }
     }

@@ -1,7 +1,8 @@
 /// Joins a named credential's URL with a request path, never leaving the URL's base path.
 public enum URLJoin {
     public enum Failure: Error, Sendable, Equatable {
-        /// `..` segments (plain or percent-encoded, once or twice) that climb above the base path.
+        /// `..` segments (plain or percent-encoded, once or twice, with or without `;` parameters)
+        /// that climb above the base path.
         case escapesBasePath
         /// Encoded slashes or backslashes or NULs that could be read as separators upstream.
         case ambiguousPath
@@ -19,7 +20,10 @@ public enum URLJoin {
             if decoded.contains("/") || decoded.contains("\\") || decoded.contains("\0") {
                 return .failure(.ambiguousPath)
             }
-            switch decoded {
+            // Tomcat, Jetty and Spring drop `;` parameters before resolving dot segments, so
+            // `..;` and `..;x=1` climb like `..`.
+            let withoutParameters = decoded.prefix { $0 != ";" }
+            switch withoutParameters == "." || withoutParameters == ".." ? String(withoutParameters) : decoded {
             case ".", "": continue
             case "..":
                 depth -= 1

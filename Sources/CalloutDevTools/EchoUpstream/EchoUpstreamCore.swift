@@ -168,6 +168,7 @@ final class EchoUpstreamCore: Sendable {
                 plan.headers += [
                     ("Connection", "keep-alive, X-Response-Hop"), ("X-Response-Hop", "1"),
                     ("Keep-Alive", "timeout=5"), ("X-End-To-End", "kept"),
+                    ("Proxy-Authentication-Info", #"nextnonce="upstream""#),
                 ]
             }
             if case .slowHeaders(let seconds) = behavior { plan.headDelay = max(0, seconds) }

@@ -19,6 +19,8 @@ extension DevelopmentIdentityProvider {
         case none
         /// An RFC 6749 §5.2 error answer.
         case oauthError(status: Int, error: String)
+        /// An RFC 6749 §5.2 error answer with this `error_description`.
+        case oauthErrorDescribed(status: Int, error: String, description: String)
         /// A bare 5xx answer.
         case serverError(Int)
         /// 429 with `Retry-After: <seconds>`.

@@ -164,6 +164,8 @@ public final class DevelopmentIdentityProvider: Sendable {
         switch fault {
         case .oauthError(let status, let error):
             return .oauthError(status, error, "injected fault")
+        case .oauthErrorDescribed(let status, let error, let description):
+            return .oauthError(status, error, description)
         case .serverError(let status):
             return .json(status, #"{"error":"server_error"}"#)
         case .tooManyRequests(let retryAfter):

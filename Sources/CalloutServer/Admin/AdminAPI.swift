@@ -14,6 +14,11 @@ public struct AdminAPI: Sendable {
 
     public func handle(_ request: AdminRequest) async -> AdminResponse {
         let settings = runtime.current.config.proxy
+        if let refusal = AdminBrowserGuard.check(
+            request, listen: settings.adminListen, tokenConfigured: settings.adminTokenSHA256 != nil)
+        {
+            return .problem(refusal)
+        }
         switch AdminAccess.decide(
             path: request.path, peer: request.peer, authorization: request.header("authorization"),
             tokenSHA256: settings.adminTokenSHA256)

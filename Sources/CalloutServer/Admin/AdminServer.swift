@@ -24,14 +24,25 @@ public final class AdminServer: Sendable {
         self.logger = logger
     }
 
-    /// Binds and returns the address (port 0 gives a free port).
+    /// Binds and returns the address (port 0 gives a free port). The data plane's header size
+    /// and time limits apply, and at most `admin_max_connections` connections are open at once.
     func bind(_ address: HostPort) async throws -> SocketAddress {
+        let settings = api.runtime.current.config.proxy
+        let limiter = ConnectionLimiter(limit: { settings.adminMaxConnections })
+        let limits = NIOHTTPDecoderLimitConfiguration.heads(maxHeaderBytes: settings.maxHeaderBytes)
+        let headerRead = TimeAmount.seconds(Int64(settings.headerReadTimeoutSeconds))
+        let idle = TimeAmount.seconds(Int64(settings.idleTimeoutSeconds))
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try limiter.admitOrClose(channel)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: true,
+                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try sync.addHandler(AdminTimeoutHandler(headerRead: headerRead, idle: idle))
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
                         wrappingChannelSynchronously: channel)
                 }

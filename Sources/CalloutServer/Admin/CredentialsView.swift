@@ -4,7 +4,8 @@ import Foundation
 
 /// `GET /credentials`: what is configured and what the token cache holds, by name and state.
 /// Custom header and claim values are not shown (a static header may be an API key); tokens,
-/// assertions and keys never are.
+/// assertions and keys never are. A cached token's evaluated scope and claims may hold a
+/// caller's `$User` data, so only their counts and the claim names are.
 enum CredentialsView {
     static func render(
         snapshot: RuntimeConfiguration.Snapshot, cache: [TokenCacheEntrySnapshot], readiness: Readiness
@@ -20,7 +21,12 @@ enum CredentialsView {
             ("named_credentials", .array(config.namedCredentials.map(named))),
             (
                 "external_credentials",
-                .array(config.externalCredentials.map { external($0, fetched: readiness.hasFetched($0.name)) })
+                .array(
+                    config.externalCredentials.map { credential in
+                        external(
+                            credential, fetched: readiness.hasFetched(credential.name),
+                            cachedTokens: cache.count { $0.key.externalCredential == credential.name })
+                    })
             ),
             (
                 "certificates",
@@ -48,7 +54,7 @@ enum CredentialsView {
         ])
     }
 
-    static func external(_ e: ExternalCredentialConfig, fetched: Bool) -> JSONValue {
+    static func external(_ e: ExternalCredentialConfig, fetched: Bool, cachedTokens: Int) -> JSONValue {
         JSON.object([
             ("name", .string(e.name)), ("label", .string(e.label)),
             ("identity_provider_url", .string(redactUserInfo(e.identityProviderURL))),
@@ -61,7 +67,7 @@ enum CredentialsView {
             ("jwt_header", JSON.strings(e.jwtHeader.map(\.name))),
             ("custom_headers", JSON.strings(e.customHeaders.map(\.name))),
             ("identity_provider_client_certificate", JSON.string(e.identityProviderClientCertificate)),
-            ("token_fetched_once", .bool(fetched)),
+            ("token_fetched_once", .bool(fetched)), ("cached_tokens", JSON.int(cachedTokens)),
             (
                 "principals",
                 .array(
@@ -97,14 +103,39 @@ enum CredentialsView {
     static func token(_ t: TokenCacheEntrySnapshot) -> JSONValue {
         JSON.object([
             ("external_credential", .string(t.key.externalCredential)), ("principal", .string(t.key.principal)),
-            ("scope", JSON.string(t.key.scope)),
-            ("claims", t.key.canonicalClaims.isEmpty ? nil : .string(t.key.canonicalClaims)),
+            ("scope_count", JSON.int(t.key.scope.map { $0.split(separator: " ").count } ?? 0)),
+            ("claims", JSON.strings(claimNames(t.key.canonicalClaims))),
             ("status", .string(t.status.rawValue)), ("token_present", .bool(t.tokenPresent)),
             ("expires_in_seconds", JSON.seconds(t.expiresInSeconds)), ("age_seconds", JSON.seconds(t.ageSeconds)),
             ("retry_after_seconds", JSON.seconds(t.retryAfterSeconds)),
             ("waiters", JSON.int(t.waiters)), ("consecutive_failures", JSON.int(t.consecutiveFailures)),
             ("last_error", JSON.string(t.lastErrorCode)),
         ])
+    }
+
+    /// The names in a ``TokenCacheKey/canonicalClaims`` string (`k=v&k2=v2`, `\` escapes).
+    static func claimNames(_ canonical: String) -> [String] {
+        var names: [String] = []
+        var current = ""
+        var inName = true
+        var escaped = false
+        for character in canonical {
+            if escaped {
+                if inName { current.append(character) }
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "=" && inName {
+                names.append(current)
+                current = ""
+                inName = false
+            } else if character == "&" {
+                inName = true
+            } else if inName {
+                current.append(character)
+            }
+        }
+        return names
     }
 
     /// `https://user:pass@host/...` → `https://host/...`.

@@ -106,7 +106,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         let routed: RoutedCallout
         switch CalloutRouter.route(
             config: config, identityResolver: snapshot.identity, method: head.method.rawValue, target: head.uri,
-            headers: incoming, peer: handler.peer, alias: &alias)
+            headers: incoming, peer: handler.peer, httpVersion: (head.version.major, head.version.minor), alias: &alias)
         {
         case .success(let r): routed = r
         case .failure(let problem):

@@ -63,7 +63,9 @@ final class CalloutPlan: Sendable {
         else { return body }
         let bytes = body.readBytes(length: body.readableBytes) ?? []
         guard BodyTemplate.containsBlocks(bytes) else { return ByteBuffer(bytes: bytes) }
-        switch BodyTemplate.render(bytes, context: formulaContext(token: token, allowSecrets: true)) {
+        var context = formulaContext(token: token, allowSecrets: true)
+        context.use = .callerWritten
+        switch BodyTemplate.render(bytes, context: context) {
         case .success(let rendered): return ByteBuffer(bytes: rendered)
         case .failure(let failure):
             throw Problem.formulaFailed(named.name, location: "request body", message: failure.description)
@@ -90,7 +92,8 @@ final class CalloutPlan: Sendable {
         }
         var incoming = self.incoming
         if named.allowFormulasInHeaders {
-            let secretsContext = formulaContext(token: token, allowSecrets: true)
+            var secretsContext = formulaContext(token: token, allowSecrets: true)
+            secretsContext.use = .callerWritten
             for i in incoming.indices where incoming[i].1.contains("{!") && !isIdentityHeader(incoming[i].0) {
                 let formula: Formula
                 do { formula = try Formula(parsing: incoming[i].1) } catch {
@@ -104,7 +107,8 @@ final class CalloutPlan: Sendable {
         var headers = HTTPHeaders(
             OutboundHeaders.build(
                 incoming: incoming, isIdentityHeader: isIdentityHeader, customHeaders: custom,
-                authorization: authorization, host: named.hostHeader, via: CalloutPlan.via))
+                authorization: authorization, host: named.hostHeader, via: CalloutPlan.via,
+                decrementMaxForwards: head.method == .OPTIONS))
         switch bodyLength {
         case .none:
             headers.add(name: "Transfer-Encoding", value: "chunked")

@@ -105,7 +105,7 @@ public struct TokenEndpointClient: Sendable {
         logger[metadataKey: "client_id"] = .string(request.clientId)
         logger[metadataKey: "jti"] = request.assertionID.map { .string($0) }
         do {
-            let response = try await exchange(request)
+            let response = try await exchange(request, logger: logger)
             // A token whose whole lifetime went by during the exchange is never handed out.
             let elapsed = milliseconds(since: started)
             if elapsed >= Int64(response.expiresIn) * 1000 {
@@ -137,7 +137,7 @@ public struct TokenEndpointClient: Sendable {
         }
     }
 
-    private func exchange(_ request: TokenRequest) async throws -> TokenResponse {
+    private func exchange(_ request: TokenRequest, logger: Logger) async throws -> TokenResponse {
         try validate(request)
         let secrets =
             [request.clientAssertion]
@@ -170,6 +170,17 @@ public struct TokenEndpointClient: Sendable {
             throw error
         } catch {
             throw try Self.transportError(error, secrets: secrets)
+        }
+        // Problem bodies carry a short, redacted error_description; its full text is for the
+        // debug log only (the assertion still scrubbed out).
+        if !(200...299).contains(status), logger.logLevel <= .debug,
+            let full = ResponseJSON.object(from: body)?["error_description"]?.stringValue
+        {
+            logger.debug(
+                "identity provider error_description",
+                metadata: [
+                    "error_description": .string(sanitize(full, removing: secrets, limit: limits.maxResponseBytes))
+                ])
         }
         let parser = TokenResponseParser(limits: limits, secrets: secrets)
         return try parser.parse(status: status, retryAfter: retryAfter, body: body, now: wallClock())

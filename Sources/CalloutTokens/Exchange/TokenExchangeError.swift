@@ -77,3 +77,47 @@ package func sanitize(_ text: String, removing secrets: [String], limit: Int) ->
     if result.count > limit { result = String(result.prefix(limit)) + "…" }
     return result
 }
+
+/// Replaces every run of text shaped like a JWT or an opaque token with `<redacted>`: a run of
+/// base64url / base64 / token characters (`A-Z a-z 0-9 - _ . ~ + / =`) that is either dotted
+/// like a JWT (three parts, the first `eyJ…` or both of the first two 16+ characters) or 20+ characters long with both letters and
+/// digits. Runs holding both `.` and `/` are paths or host names and stay; so do words.
+package func redactingTokenLikeText(_ text: String) -> String {
+    func isRunCharacter(_ c: Unicode.Scalar) -> Bool {
+        switch c {
+        case "A"..."Z", "a"..."z", "0"..."9", "-", "_", ".", "~", "+", "/", "=": true
+        default: false
+        }
+    }
+    func looksLikeToken(_ run: Substring.UnicodeScalarView) -> Bool {
+        let text = String(run)
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count == 3, !text.contains("/"),
+            parts[0].hasPrefix("eyJ") || (parts[0].count >= 16 && parts[1].count >= 16)
+        {
+            return true
+        }
+        guard run.count >= 20, !(text.contains(".") && text.contains("/")) else { return false }
+        return run.contains { ("0"..."9").contains($0) }
+            && run.contains { ("A"..."Z").contains($0) || ("a"..."z").contains($0) }
+    }
+    var out = String.UnicodeScalarView()
+    let scalars = Substring(text).unicodeScalars
+    var index = scalars.startIndex
+    while index < scalars.endIndex {
+        guard isRunCharacter(scalars[index]) else {
+            out.append(scalars[index])
+            index = scalars.index(after: index)
+            continue
+        }
+        let end = scalars[index...].firstIndex { !isRunCharacter($0) } ?? scalars.endIndex
+        let run = scalars[index..<end]
+        if looksLikeToken(run) {
+            out.append(contentsOf: "<redacted>".unicodeScalars)
+        } else {
+            out.append(contentsOf: run)
+        }
+        index = end
+    }
+    return String(out)
+}

@@ -22,8 +22,10 @@ public struct TokenResponseParser: Sendable {
         let json = ResponseJSON.object(from: body)
         guard (200...299).contains(status) else {
             let error = json?["error"]?.stringValue.map { clean($0, limit: 64) } ?? "http_\(status)"
+            // The provider's text reaches callers in problem bodies: anything shaped like a JWT or
+            // a token (an echoed assertion, another client's token) is cut out first.
             let description = json?["error_description"]?.stringValue.map {
-                clean($0, limit: limits.maxErrorDescriptionLength)
+                clean(redactingTokenLikeText($0), limit: limits.maxErrorDescriptionLength)
             }
             throw .rejected(status: status, error: error, description: description)
         }
