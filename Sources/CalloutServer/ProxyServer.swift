@@ -76,7 +76,6 @@ public final class ProxyServer: Sendable {
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    try sync.addHandler(ConnectResponseFraming())
                     try sync.addHandler(
                         CalloutHandler(
                             services: services, headTimeout: headTimeout, idleTimeout: idleTimeout,

@@ -138,6 +138,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // NIO's decoder stops parsing after a request that asks for a protocol upgrade; the
             // proxy does not upgrade, so that request is the connection's last: answered, closed.
             if head.headers.contains(name: "upgrade") { lastRequest = true }
+            if head.method == .CONNECT { ConnectResponseFraming.unpairEncoder(context.pipeline.syncOperations) }
             requestsInFlight += 1
             readingBody = true
             bodyStarted = .now()
