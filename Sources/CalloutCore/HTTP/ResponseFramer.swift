@@ -5,7 +5,8 @@
 /// would read this one's leftovers as its own answer.
 ///
 /// Pure: it is fed the bytes as they arrive and says whether the response has ended and how many
-/// bytes came after its end.
+/// bytes came after its end. Bodies are skipped by length, heads scanned line by line; a line is
+/// copied only when it spans two reads.
 public struct ResponseFramer: Sendable, Equatable {
     /// Where the response stands after the bytes fed so far.
     public enum Progress: Sendable, Equatable {
@@ -22,10 +23,10 @@ public struct ResponseFramer: Sendable, Equatable {
     public static let maxHeadBytes = 256 * 1024
 
     private enum State: Sendable, Equatable {
-        /// Reading a head: the current line's bytes and whether the status line was seen.
-        case head(line: [UInt8], sawStatusLine: Bool, status: Int, lengths: [UInt64], transferEncoding: String?)
+        /// Reading a head (see the `head…` properties).
+        case head
         case fixedBody(remaining: UInt64)
-        /// A chunk-size line: the size so far, whether a digit was seen, in an extension, CR seen.
+        /// A chunk-size line: the size so far, how many digits, whether in an extension.
         case chunkSize(size: UInt64, digits: Int, inExtension: Bool)
         case chunkData(remaining: UInt64)
         /// The CRLF that ends a chunk's data.
@@ -38,15 +39,21 @@ public struct ResponseFramer: Sendable, Equatable {
         case invalid
     }
 
-    private var state: State
-    private var headBytes = 0
+    private var state = State.head
     private let requestWasHead: Bool
+    // The head being read.
+    private var headBytes = 0
+    /// The start of a line whose end has not arrived yet.
+    private var partialLine: [UInt8] = []
+    private var sawStatusLine = false
+    private var status = 0
+    private var lengths: [UInt64] = []
+    private var transferEncoding: String?
 
     /// - Parameter requestMethodIsHEAD: the request was `HEAD`, so the response has no body
     ///   whatever its head says.
     public init(requestMethodIsHEAD: Bool) {
         self.requestWasHead = requestMethodIsHEAD
-        self.state = .head(line: [], sawStatusLine: false, status: 0, lengths: [], transferEncoding: nil)
     }
 
     public var progress: Progress {
@@ -60,27 +67,34 @@ public struct ResponseFramer: Sendable, Equatable {
     /// Feeds the next bytes read from the connection.
     @discardableResult
     public mutating func consume(_ bytes: some Collection<UInt8>) -> Progress {
-        var index = bytes.startIndex
-        while index != bytes.endIndex {
+        Array(bytes).withUnsafeBytes { consume($0) }
+    }
+
+    /// Feeds the next bytes read from the connection.
+    @discardableResult
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer) -> Progress {
+        var index = 0
+        let count = bytes.count
+        while index < count {
             switch state {
             case .ended(let extra):
-                state = .ended(extraBytes: extra + bytes.distance(from: index, to: bytes.endIndex))
+                state = .ended(extraBytes: extra + count - index)
                 return progress
             case .invalid, .untilClose:
                 return progress
+            case .head:
+                index = scanHead(bytes, from: index)
             case .fixedBody(let remaining):
-                let available = UInt64(bytes.distance(from: index, to: bytes.endIndex))
-                let taken = min(available, remaining)
-                index = bytes.index(index, offsetBy: Int(taken))
+                let taken = min(UInt64(count - index), remaining)
+                index += Int(taken)
                 state = remaining == taken ? .ended(extraBytes: 0) : .fixedBody(remaining: remaining - taken)
             case .chunkData(let remaining):
-                let available = UInt64(bytes.distance(from: index, to: bytes.endIndex))
-                let taken = min(available, remaining)
-                index = bytes.index(index, offsetBy: Int(taken))
+                let taken = min(UInt64(count - index), remaining)
+                index += Int(taken)
                 state = remaining == taken ? .chunkDataEnd(sawCR: false) : .chunkData(remaining: remaining - taken)
             default:
                 step(bytes[index])
-                index = bytes.index(after: index)
+                index += 1
             }
         }
         return progress
@@ -89,58 +103,65 @@ public struct ResponseFramer: Sendable, Equatable {
     private static let cr = UInt8(ascii: "\r")
     private static let lf = UInt8(ascii: "\n")
 
-    /// One byte of a head, a chunk-size line, a chunk's CRLF or the trailers.
-    private mutating func step(_ byte: UInt8) {
-        switch state {
-        case .head(var line, let sawStatus, let status, let lengths, let te):
-            headBytes += 1
+    /// Reads head lines from `start`; returns where it stopped (the end of the bytes, or the
+    /// first byte after the head).
+    private mutating func scanHead(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var lineStart = start
+        while case .head = state {
+            guard let lf = bytes[lineStart...].firstIndex(of: Self.lf) else {
+                headBytes += bytes.count - lineStart
+                if headBytes > Self.maxHeadBytes {
+                    state = .invalid
+                } else {
+                    partialLine.append(contentsOf: bytes[lineStart...])
+                }
+                return bytes.count
+            }
+            headBytes += lf + 1 - lineStart
             guard headBytes <= Self.maxHeadBytes else {
                 state = .invalid
-                return
+                return bytes.count
             }
-            guard byte == Self.lf else {
-                line.append(byte)
-                state = .head(
-                    line: line, sawStatusLine: sawStatus, status: status, lengths: lengths, transferEncoding: te)
-                return
-            }
-            if line.last == Self.cr { line.removeLast() }
-            if !sawStatus {
-                // Empty lines before a status line are skipped, as parsers do.
-                if line.isEmpty {
-                    state = .head(line: [], sawStatusLine: false, status: 0, lengths: [], transferEncoding: nil)
-                    return
-                }
-                guard let code = Self.statusCode(line) else {
-                    state = .invalid
-                    return
-                }
-                state = .head(line: [], sawStatusLine: true, status: code, lengths: [], transferEncoding: nil)
-            } else if line.isEmpty {
-                headEnded(status: status, lengths: lengths, transferEncoding: te)
+            if partialLine.isEmpty {
+                headLine(UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lf]))
             } else {
-                var lengths = lengths
-                var te = te
-                guard Self.readField(line, lengths: &lengths, transferEncoding: &te) else {
-                    state = .invalid
-                    return
-                }
-                state = .head(line: [], sawStatusLine: true, status: status, lengths: lengths, transferEncoding: te)
+                partialLine.append(contentsOf: bytes[lineStart..<lf])
+                let line = partialLine
+                partialLine = []
+                line.withUnsafeBytes { headLine($0) }
             }
+            lineStart = lf + 1
+        }
+        return lineStart
+    }
+
+    /// One head line, without its LF.
+    private mutating func headLine(_ raw: UnsafeRawBufferPointer) {
+        let line = raw.last == Self.cr ? UnsafeRawBufferPointer(rebasing: raw.dropLast()) : raw
+        if !sawStatusLine {
+            // Empty lines before a status line are skipped, as parsers do.
+            if line.isEmpty { return }
+            guard let code = Self.statusCode(line) else { return state = .invalid }
+            sawStatusLine = true
+            status = code
+        } else if line.isEmpty {
+            headEnded()
+        } else if !readField(line) {
+            state = .invalid
+        }
+    }
+
+    /// One byte of a chunk-size line, a chunk's CRLF or the trailers.
+    private mutating func step(_ byte: UInt8) {
+        switch state {
         case .chunkSize(let size, let digits, let inExtension):
             if byte == Self.lf {
-                guard digits > 0 else {
-                    state = .invalid
-                    return
-                }
+                guard digits > 0 else { return state = .invalid }
                 state = size == 0 ? .trailers(lineLength: 0) : .chunkData(remaining: size)
             } else if byte == Self.cr || inExtension {
                 state = .chunkSize(size: size, digits: digits, inExtension: inExtension || byte == Self.cr)
             } else if byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                guard digits > 0 else {
-                    state = .invalid
-                    return
-                }
+                guard digits > 0 else { return state = .invalid }
                 state = .chunkSize(size: size, digits: digits, inExtension: true)
             } else if let value = Self.hexValue(byte), digits < 16 {
                 state = .chunkSize(size: size << 4 | UInt64(value), digits: digits + 1, inExtension: false)
@@ -168,47 +189,32 @@ public struct ResponseFramer: Sendable, Equatable {
         }
     }
 
-    private mutating func headEnded(status: Int, lengths: [UInt64], transferEncoding: String?) {
+    private mutating func headEnded() {
         // An interim response (100 Continue, 103 Early Hints) is followed by the final one.
         if (100..<200).contains(status) {
             // A protocol switch ends HTTP on this connection.
-            if status == 101 {
-                state = .invalid
-                return
-            }
-            state = .head(line: [], sawStatusLine: false, status: 0, lengths: [], transferEncoding: nil)
+            if status == 101 { return state = .invalid }
+            sawStatusLine = false
+            lengths = []
+            transferEncoding = nil
             return
         }
-        if requestWasHead || status == 204 || status == 304 {
-            state = .ended(extraBytes: 0)
-            return
-        }
+        if requestWasHead || status == 204 || status == 304 { return state = .ended(extraBytes: 0) }
         if let coding = transferEncoding {
             // Both framings at once is how responses are smuggled: never reused.
-            if !lengths.isEmpty {
-                state = .invalid
-                return
-            }
-            let last = coding.split(separator: ",").last.map { String($0).trimmedOWS.lowercased() }
+            if !lengths.isEmpty { return state = .invalid }
+            let last = coding.split(separator: ",").last.map { Self.trimmed(Substring($0)).lowercased() }
             state = last == "chunked" ? .chunkSize(size: 0, digits: 0, inExtension: false) : .untilClose
             return
         }
-        guard let length = lengths.first else {
-            state = .untilClose
-            return
-        }
-        guard lengths.allSatisfy({ $0 == length }) else {
-            state = .invalid
-            return
-        }
+        guard let length = lengths.first else { return state = .untilClose }
+        guard lengths.allSatisfy({ $0 == length }) else { return state = .invalid }
         state = length == 0 ? .ended(extraBytes: 0) : .fixedBody(remaining: length)
     }
 
     /// `HTTP/1.x NNN ...`: the status code.
-    private static func statusCode(_ line: [UInt8]) -> Int? {
-        guard line.count >= 12, line.starts(with: Array("HTTP/1.".utf8)), line[8] == UInt8(ascii: " ") else {
-            return nil
-        }
+    private static func statusCode(_ line: UnsafeRawBufferPointer) -> Int? {
+        guard line.count >= 12, line.starts(with: "HTTP/1.".utf8), line[8] == UInt8(ascii: " ") else { return nil }
         var code = 0
         for byte in line[9..<12] {
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
@@ -217,29 +223,43 @@ public struct ResponseFramer: Sendable, Equatable {
         return code
     }
 
-    /// Records a `Content-Length` or `Transfer-Encoding` field; false for a malformed length.
-    private static func readField(_ line: [UInt8], lengths: inout [UInt64], transferEncoding: inout String?) -> Bool {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
-            // A continuation line (obsolete folding) or junk: the decoder decides; nothing to read here.
-            return true
+    /// Whether `line` starts with `name` (lower-case ASCII) followed by a colon, in any case.
+    private static func isField(_ line: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        let length = name.utf8CodeUnitCount
+        guard line.count > length, line[length] == UInt8(ascii: ":") else { return false }
+        let expected = UnsafeBufferPointer(start: name.utf8Start, count: length)
+        for i in 0..<length where line[i] | 0x20 != expected[i] {
+            return false
         }
-        let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
-        let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmedOWS
-        switch name {
-        case "content-length":
+        return true
+    }
+
+    /// Records a `Content-Length` or `Transfer-Encoding` field; false for a malformed length.
+    private mutating func readField(_ line: UnsafeRawBufferPointer) -> Bool {
+        if Self.isField(line, "content-length") {
+            let value = String(decoding: line[("content-length".utf8.count + 1)...], as: UTF8.self)
             for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let part = String(part).trimmedOWS
+                let part = Self.trimmed(part)
                 guard !part.isEmpty, part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = UInt64(part) else {
                     return false
                 }
                 lengths.append(n)
             }
-        case "transfer-encoding":
+        } else if Self.isField(line, "transfer-encoding") {
+            let value = Self.trimmed(
+                Substring(String(decoding: line[("transfer-encoding".utf8.count + 1)...], as: UTF8.self)))
             transferEncoding = transferEncoding.map { $0 + ", " + value } ?? value
-        default:
-            break
         }
+        // Any other field, or a continuation line (obsolete folding): the decoder decides.
         return true
+    }
+
+    /// Without leading and trailing spaces and tabs (RFC 9110 optional white space).
+    private static func trimmed(_ text: Substring) -> String {
+        let isOWS: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = text.firstIndex(where: { !isOWS($0) }), let last = text.lastIndex(where: { !isOWS($0) })
+        else { return "" }
+        return String(text[first...last])
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -249,16 +269,5 @@ public struct ResponseFramer: Sendable, Equatable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces and tabs (RFC 9110 optional white space).
-    fileprivate var trimmedOWS: String {
-        let isOWS: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let first = firstIndex(where: { !isOWS($0) }), let last = lastIndex(where: { !isOWS($0) }) else {
-            return ""
-        }
-        return String(self[first...last])
     }
 }

@@ -89,7 +89,7 @@ final class UpstreamBytesMonitor: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        switch connection.machine.bytesReceived(buffer.readableBytesView) {
+        switch buffer.withUnsafeReadableBytes({ connection.machine.bytesReceived($0) }) {
         case .pass:
             context.fireChannelRead(data)
         case .close(let reason):

@@ -84,6 +84,11 @@ struct UpstreamConnectionStateMachine {
 
     /// Bytes read from the connection, before they are decoded.
     mutating func bytesReceived(_ bytes: some Collection<UInt8>) -> BytesAction {
+        Array(bytes).withUnsafeBytes { bytesReceived($0) }
+    }
+
+    /// Bytes read from the connection, before they are decoded.
+    mutating func bytesReceived(_ bytes: UnsafeRawBufferPointer) -> BytesAction {
         switch state {
         case .idle:
             state = .closed
@@ -94,6 +99,8 @@ struct UpstreamConnectionStateMachine {
         case .closed:
             return .close(.bytesWhileIdle)
         case .exchange(var exchange):
+            // The payload's copy is dropped first, so the framer's buffers change in place.
+            state = .closed
             switch exchange.framer.consume(bytes) {
             case .ended(let extra) where extra > 0:
                 exchange.desync = exchange.desync ?? .bytesAfterResponse
