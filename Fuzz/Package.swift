@@ -7,7 +7,7 @@ import PackageDescription
 // The targets use the root package's `CalloutCore` library product.
 var targets: [Target] = []
 targets.append(.target(name: "FuzzDriver", path: "Sources/FuzzDriver"))
-for name in ["FuzzConfig", "FuzzFormula", "FuzzAddressing"] {
+for name in ["FuzzConfig", "FuzzFormula", "FuzzAddressing", "FuzzResponseFraming"] {
     targets.append(
         .executableTarget(
             name: name, dependencies: [.product(name: "CalloutCore", package: "callout-proxy"), "FuzzDriver"],

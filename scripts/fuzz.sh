@@ -8,7 +8,7 @@ set -euo pipefail
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzConfig FuzzFormula FuzzAddressing)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzConfig FuzzFormula FuzzAddressing FuzzResponseFraming)
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz="$root/Fuzz"

@@ -13,7 +13,7 @@ public final class ProxyServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let limiter: ConnectionLimiter
-    let registry = ConnectionRegistry()
+    let connections: ConnectionTracker
     let pools: UpstreamPools
     private let observer: any CalloutObserver
     private let state = NIOLockedValueBox(State())
@@ -35,9 +35,12 @@ public final class ProxyServer: Sendable {
         self.observer = observer
         let pools = UpstreamPools(logger: logger, observer: observer)
         self.pools = pools
+        let connections = ConnectionTracker(group: group)
+        self.connections = connections
         configuration.whenReplaced { pools.retire(keeping: $0.endpoints) }
         self.services = CalloutServices(
-            configuration: configuration, tokens: tokens, logger: logger, observer: observer, registry: registry,
+            configuration: configuration, tokens: tokens, logger: logger, observer: observer,
+            connections: connections,
             pools: pools)
         self.limiter = ConnectionLimiter(
             limit: { configuration.current.config.proxy.maxConnections }, onRejected: { observer.connectionRejected() })
@@ -103,7 +106,7 @@ public final class ProxyServer: Sendable {
         }
         try? await serverChannel.closeFuture.get()
         // Connections drain (see shutdown()); the last one to close ends the wait.
-        while registry.count > 0 {
+        while connections.count > 0 {
             try? await Task.sleep(for: .milliseconds(20))
         }
         pools.closeAll()
@@ -115,9 +118,9 @@ public final class ProxyServer: Sendable {
         let (channel, trimmer) = state.withLockedValue { ($0.serverChannel, $0.trimmer) }
         trimmer?.cancel()
         channel?.close(promise: nil)
-        registry.drain()
+        connections.drain()
         let grace = configuration.current.config.proxy.shutdownGraceSeconds
-        let registry = self.registry
-        group.next().scheduleTask(in: .seconds(Int64(grace))) { registry.closeAll() }
+        let connections = self.connections
+        group.next().scheduleTask(in: .seconds(Int64(grace))) { connections.closeAll() }
     }
 }

@@ -69,7 +69,7 @@ import Testing
                 headers: [("X-Callout-Permission-Sets", "Readers"), ("X-Callout-User-Department", "Finance")])
             #expect(r.status == 200)
 
-            let clientChannels = h.service.proxy.registry.channels
+            let clientChannels = await h.service.proxy.connections.channels()
             try #require(!clientChannels.isEmpty)
             for channel in clientChannels {
                 let value = try await channel.getOption(.tcpOption(.tcp_nodelay)).get()

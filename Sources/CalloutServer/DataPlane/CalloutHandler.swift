@@ -11,18 +11,18 @@ final class CalloutServices: Sendable {
     let tokens: any TokenSource
     let logger: Logger
     let observer: any CalloutObserver
-    let registry: ConnectionRegistry
+    let connections: ConnectionTracker
     let pools: UpstreamPools
 
     init(
         configuration: RuntimeConfiguration, tokens: any TokenSource, logger: Logger, observer: any CalloutObserver,
-        registry: ConnectionRegistry, pools: UpstreamPools
+        connections: ConnectionTracker, pools: UpstreamPools
     ) {
         self.configuration = configuration
         self.tokens = tokens
         self.logger = logger
         self.observer = observer
-        self.registry = registry
+        self.connections = connections
         self.pools = pools
     }
 }
@@ -100,7 +100,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
         pool = services.pools.pool(for: context.eventLoop)
         peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse)
-        services.registry.add(context.channel)
+        services.connections.add(self, on: context.eventLoop)
         if context.channel.isActive { setClientDeadline(.now() + headTimeout) }
     }
 
@@ -123,7 +123,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         clientDeadline = nil
-        if let context { services.registry.remove(context.channel) }
+        if let context { services.connections.remove(self, on: context.eventLoop) }
         let current = exchange
         exchange = nil
         current?.clientGone()
@@ -173,10 +173,9 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch part {
         case .head(let head):
             guard let pool else { return }
-            _ = services.registry.setBusy(context.channel, true)
             let next = CalloutExchange(
                 handler: self, pool: pool, snapshot: services.configuration.current, head: head,
-                closing: services.registry.isDraining || lastRequest)
+                closing: services.connections.isDraining || lastRequest)
             exchange = next
             next.start()
         case .body(let buffer):
@@ -281,6 +280,22 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ensureTimer()
     }
 
+    // MARK: - Draining
+
+    /// The connection's channel while it is open.
+    var channel: (any Channel)? { context?.channel }
+
+    /// Shutdown began: an idle connection closes now; a busy one when its response ends.
+    func drainRequested() {
+        guard let context, exchange == nil, requestsInFlight == 0 else { return }
+        context.close(promise: nil)
+    }
+
+    /// The grace period is over.
+    func closeNow() {
+        context?.close(promise: nil)
+    }
+
     // MARK: - Used by the exchange
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -316,7 +331,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseInProgress = false
         requestsInFlight -= 1
         if requestsInFlight == 0 { setClientDeadline(.now() + idleTimeout) }
-        let stay = services.registry.setBusy(context.channel, false) && keepAlive
+        let stay = !services.connections.isDraining && keepAlive
         if !stay {
             ignoringInput = true
             queued = []
