@@ -77,15 +77,14 @@ struct ServeCommand: AsyncParsableCommand {
             ])
         let reload = ReloadSignal { _ = service.reloader.reload(trigger: "SIGHUP") }
         defer { reload.cancel() }
-        let watcher =
-            noWatch
-            ? nil
-            : Task {
-                await ConfigWatcher(
-                    configFile: path, config: { service.runtime.current.config },
-                    reload: { service.reloader.reload(trigger: $0) }, logger: logger
-                ).run()
-            }
+        // Configuration and key files followed on disk (a Kubernetes volume update sends no signal).
+        var watcher: Task<Void, Never>? = nil
+        if !noWatch {
+            let files = ConfigWatcher(
+                configFile: path, config: { service.runtime.current.config },
+                reload: { service.reloader.reload(trigger: $0) }, logger: logger)
+            watcher = Task { await files.run() }
+        }
         defer { watcher?.cancel() }
         let group = service.serviceGroup(gracefulShutdownSignals: [], logger: logger)
         shutdownSignals.startedServing { signal in

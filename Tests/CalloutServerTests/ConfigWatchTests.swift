@@ -21,19 +21,24 @@ import Testing
         ["proxy.conf": config, "signing.key": key, "signing.crt": certificate]
     }
 
+    struct Answer: Equatable {
+        let status: Int
+        let tenant: String?
+    }
+
     struct Client {
-        let http: HTTPClient
+        let http = HTTPClient.shared
         let port: Int
         let adminPort: Int
 
         /// A callout as principal Reader: status and the X-Tenant header the upstream saw.
-        func callout(_ path: String) async throws -> (status: Int, tenant: String?) {
+        func callout(_ path: String) async throws -> Answer {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/callout:Acme/\(path)")
             request.headers.add(name: "X-Callout-Permission-Sets", value: "Readers")
             let response = try await http.execute(request, timeout: .seconds(30))
             let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
             let echoed = ProxyHarness.Response(status: 0, headers: [:], body: body).echoed("X-Tenant")
-            return (Int(response.status.code), echoed)
+            return Answer(status: Int(response.status.code), tenant: echoed)
         }
 
         func admin(_ path: String) async throws -> (status: Int, body: String) {
@@ -63,12 +68,11 @@ import Testing
             files: Self.files(Self.config(env, tenant: "acme-1"), key: key, certificate: certificate))
         let server = try ServedProcess.start([binary.path, "serve", "--config", volume.path("proxy.conf")])
         defer { server.stop() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { try? http.syncShutdown() }
         let client = Client(
-            http: http, port: try await server.waitForListenPort(), adminPort: try await server.waitForListenPort("admin"))
+            port: try await server.waitForListenPort(),
+            adminPort: try await server.waitForListenPort("admin"))
 
-        #expect(try await client.callout("first") == (200, "acme-1"))
+        #expect(try await client.callout("first") == Answer(status: 200, tenant: "acme-1"))
         let tokens = env.identityProvider.tokenRequestCount
 
         // A new configuration, the same key in a new file: applied, and the cached token kept.
@@ -86,7 +90,7 @@ import Testing
             if !refused { try await Task.sleep(for: .milliseconds(200)) }
         }
         #expect(refused, "\(server.output.suffix(2000))")
-        #expect(try await client.callout("after-invalid") == (200, "acme-2"))
+        #expect(try await client.callout("after-invalid") == Answer(status: 200, tenant: "acme-2"))
         let ready = try await client.admin("/readyz")
         #expect(ready.status == 200)
         #expect(ready.body.contains("reload_refused"), "\(ready.body)")
@@ -127,15 +131,14 @@ import Testing
         try ReloadTests.config(env, tenant: "acme-1").write(toFile: path, atomically: true, encoding: .utf8)
         let server = try ServedProcess.start([binary.path, "serve", "--no-watch", "--config", path])
         defer { server.stop() }
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer { try? http.syncShutdown() }
         let client = Client(
-            http: http, port: try await server.waitForListenPort(), adminPort: try await server.waitForListenPort("admin"))
-        #expect(try await client.callout("first") == (200, "acme-1"))
+            port: try await server.waitForListenPort(),
+            adminPort: try await server.waitForListenPort("admin"))
+        #expect(try await client.callout("first") == Answer(status: 200, tenant: "acme-1"))
         try ReloadTests.config(env, tenant: "acme-2").write(toFile: path, atomically: true, encoding: .utf8)
         // Several watch intervals pass without a reload; SIGHUP still reloads.
         try await Task.sleep(for: .seconds(4))
-        #expect(try await client.callout("unchanged") == (200, "acme-1"))
+        #expect(try await client.callout("unchanged") == Answer(status: 200, tenant: "acme-1"))
         kill(server.childPID(), SIGHUP)
         #expect(try await client.waitForTenant("acme-2"))
     }

@@ -5,25 +5,28 @@ import NIOConcurrencyHelpers
 /// Takes SIGTERM and SIGINT from the first moments of `serve` (their default action would kill
 /// the process mid start-up) and passes them on once the servers run, as
 /// ``ShutdownRequestStateMachine`` decides.
-public final class ShutdownSignalHandler: Sendable {
+///
+/// `@unchecked`: the dispatch sources are set once in `init` and are themselves thread-safe; the
+/// rest of the state is behind a lock.
+public final class ShutdownSignalHandler: @unchecked Sendable {
     private struct State {
         var machine = ShutdownRequestStateMachine()
         var stop: (@Sendable (String) -> Void)?
     }
 
     private let state = NIOLockedValueBox(State())
-    private let sources: NIOLockedValueBox<[any DispatchSourceSignal]>
+    private let sources: [any DispatchSourceSignal]
 
     /// Installs the handlers: from now on the signals no longer take their default action.
     public init(signals: [(number: Int32, name: String)] = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")]) {
-        sources = NIOLockedValueBox([])
         let queue = DispatchQueue(label: "callout-proxy.shutdown-signals")
-        for (number, name) in signals {
+        sources = signals.map { number, _ in
             signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [weak self] in self?.signalled(name) }
+            return DispatchSource.makeSignalSource(signal: number, queue: queue)
+        }
+        for (source, signal) in zip(sources, signals) {
+            source.setEventHandler { [weak self] in self?.signalled(signal.name) }
             source.resume()
-            sources.withLockedValue { $0.append(source) }
         }
     }
 
@@ -45,8 +48,6 @@ public final class ShutdownSignalHandler: Sendable {
     }
 
     public func cancel() {
-        sources.withLockedValue { list in
-            for source in list { source.cancel() }
-        }
+        for source in sources { source.cancel() }
     }
 }
