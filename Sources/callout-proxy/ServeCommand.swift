@@ -29,17 +29,30 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the proxy: take callouts, inject tokens, forward over HTTPS.",
         discussion: """
             Signals: SIGTERM or SIGINT drain and exit 0 (idle connections close at once, busy ones \
-            after their callout, all after shutdown_grace_seconds); SIGHUP reloads the configuration \
-            and keys (an invalid file is refused and the old configuration keeps serving).
+            after their callout, all after shutdown_grace_seconds), also during start-up; SIGHUP \
+            reloads the configuration and keys (an invalid file is refused and the old configuration \
+            keeps serving). The configuration file and every key, certificate and CA file it names \
+            are followed on disk, symlinks included (a Kubernetes ConfigMap or Secret update): a \
+            change is reloaded the same way within a few seconds, unless --no-watch is given.
             """)
 
     @OptionGroup var options: ConfigOption
     @OptionGroup var log: LogOptions
 
+    @Flag(help: "Do not follow the configuration and key files on disk (reload only on SIGHUP or POST /reload).")
+    var noWatch = false
+
     func run() async throws {
+        // Before any slow start-up work: a SIGTERM from now on stops the proxy cleanly.
+        let shutdownSignals = ShutdownSignalHandler()
+        defer { shutdownSignals.cancel() }
         let logger = log.bootstrap()
         let path = options.path
         let (config, materials) = try loadOrExit(options)
+        if let signal = shutdownSignals.requestedDuringStartUp {
+            logger.notice("stopped during start-up", metadata: ["signal": "\(signal)"])
+            return
+        }
         for warning in KeyFilePermissions.warnings(config) { logger.warning("\(warning.description)") }
         let metrics = ProxyMetrics()
         metrics.bootstrapMetricsSystem()
@@ -64,8 +77,22 @@ struct ServeCommand: AsyncParsableCommand {
             ])
         let reload = ReloadSignal { _ = service.reloader.reload(trigger: "SIGHUP") }
         defer { reload.cancel() }
+        // Configuration and key files followed on disk (a Kubernetes volume update sends no signal).
+        var watcher: Task<Void, Never>? = nil
+        if !noWatch {
+            let files = ConfigWatcher(
+                configFile: path, config: { service.runtime.current.config },
+                reload: { service.reloader.reload(trigger: $0) }, logger: logger)
+            watcher = Task { await files.run() }
+        }
+        defer { watcher?.cancel() }
+        let group = service.serviceGroup(gracefulShutdownSignals: [], logger: logger)
+        shutdownSignals.startedServing { signal in
+            logger.info("stopping", metadata: ["signal": "\(signal)"])
+            Task { await group.triggerGracefulShutdown() }
+        }
         do {
-            try await service.runUntilSignalled(logger: logger)
+            try await group.run()
         } catch {
             logger.error("stopped with an error", metadata: ["error": "\(type(of: error))"])
             await service.close()

@@ -69,14 +69,21 @@ public struct AdminAPI: Sendable {
         let waiting = readiness.waitingFor(
             externalCredentials: snapshot.config.externalCredentials.map(\.name),
             requireTokens: snapshot.config.proxy.readyRequiresTokens)
+        // A refused reload leaves the previous configuration serving: still ready, with the reason.
+        let refused = reloader.lastRefusal.map(\.description)
+        let lastReload: [(String, JSONValue?)] =
+            refused.isEmpty ? [] : [("reload_refused", JSON.strings(refused))]
         if waiting.isEmpty {
-            return .json(JSON.object([("status", .string("ready")), ("generation", JSON.int(snapshot.generation))]))
+            return .json(
+                JSON.object(
+                    [("status", .string("ready")), ("generation", JSON.int(snapshot.generation))] + lastReload))
         }
         return .json(
-            JSON.object([
-                ("status", .string("not_ready")), ("generation", JSON.int(snapshot.generation)),
-                ("waiting_for", JSON.strings(waiting)),
-            ]), status: 503)
+            JSON.object(
+                [
+                    ("status", .string("not_ready")), ("generation", JSON.int(snapshot.generation)),
+                    ("waiting_for", JSON.strings(waiting)),
+                ] + lastReload), status: 503)
     }
 
     // MARK: - Tokens

@@ -46,6 +46,11 @@ public final class ConfigReloader: Sendable {
     private let environment: @Sendable () -> [String: String]
     /// One reload at a time.
     private let lock = NIOLock()
+    private let refusal = NIOLockedValueBox<[ConfigIssue]>([])
+
+    /// Why the last reload was refused; empty when it was applied (or none was tried).
+    /// `/readyz` shows it: the proxy stays ready on its previous configuration.
+    public var lastRefusal: [ConfigIssue] { refusal.withLockedValue { $0 } }
 
     public init(
         source: ConfigSource?, runtime: RuntimeConfiguration, cache: TokenCache, metrics: ProxyMetrics,
@@ -129,6 +134,7 @@ public final class ConfigReloader: Sendable {
         }
         let dropped = drop.map { (externalCredential: $0, entries: cache.removeAll(externalCredential: $0)) }
         metrics.reloaded(success: true, generation: generation)
+        refusal.withLockedValue { $0 = [] }
         for warning in warnings { logger.warning("reload: \(warning)") }
         if config.proxy.caFiles != old.caFiles {
             logger.notice(
@@ -150,6 +156,7 @@ public final class ConfigReloader: Sendable {
         -> ReloadOutcome
     {
         metrics.reloaded(success: false, generation: current.generation)
+        refusal.withLockedValue { $0 = issues }
         for issue in issues { logger.error("reload refused: \(issue.description)") }
         logger.error(
             "configuration not reloaded: still serving the previous one",
