@@ -21,7 +21,13 @@ public protocol CalloutObserver: Sendable {
     func calloutFinished(_ record: CalloutLogRecord, duration: Duration)
     func upstreamResponded(namedCredential: String, duration: Duration)
     func refreshNotReplayed(namedCredential: String)
+    /// A refresh status answered without a refresh: the token was within the refresh storm guard.
+    func refreshGuarded(namedCredential: String)
     func connectionRejected()
+}
+
+extension CalloutObserver {
+    public func refreshGuarded(namedCredential: String) {}
 }
 
 /// Writes one access log line per callout.

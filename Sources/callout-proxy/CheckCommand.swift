@@ -26,6 +26,7 @@ struct CheckCommand: ParsableCommand {
             printProblems(error.issues)
             throw ExitCode(1)
         }
+        printWarnings(config)
         print(ConfigSummary.render(config))
     }
 
@@ -34,6 +35,12 @@ struct CheckCommand: ParsableCommand {
         for issue in issues { print(issue.description, to: &stderr) }
         print("\(issues.count) problem\(issues.count == 1 ? "" : "s") found", to: &stderr)
     }
+}
+
+/// Findings that do not stop the configuration from loading, one `warning:` line each on stderr.
+func printWarnings(_ config: ProxyConfig) {
+    var stderr = StandardError()
+    for warning in config.warnings { print("warning: \(warning.description)", to: &stderr) }
 }
 
 struct StandardError: TextOutputStream {

@@ -87,6 +87,7 @@ func loadOrExit(_ path: String) throws -> (ProxyConfig, CredentialMaterials) {
     var stderr = StandardError()
     do {
         let config = try ConfigLoader.load(path: path)
+        printWarnings(config)
         return (config, try CredentialMaterials.load(config))
     } catch {
         for issue in error.issues { print(issue.description, to: &stderr) }

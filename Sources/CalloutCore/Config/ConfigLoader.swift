@@ -59,6 +59,7 @@ public enum ConfigLoader {
                 issues: report.issues.sorted { ($0.line ?? .max, $0.keyPath) < ($1.line ?? .max, $1.keyPath) })
         }
         config.sourceLines = report.index.lines
+        config.warnings = report.warnings
         return config
     }
 

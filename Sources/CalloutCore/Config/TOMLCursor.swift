@@ -192,6 +192,8 @@ final class ConfigReport {
     let file: String
     let index: TOMLLineIndex
     private(set) var issues: [ConfigIssue] = []
+    /// Findings that do not stop the configuration from loading.
+    private(set) var warnings: [ConfigIssue] = []
 
     init(file: String, index: TOMLLineIndex) {
         self.file = file
@@ -200,5 +202,9 @@ final class ConfigReport {
 
     func add(_ keyPath: String, _ message: String) {
         issues.append(ConfigIssue(file: file, line: index.line(for: keyPath), keyPath: keyPath, message: message))
+    }
+
+    func warn(_ keyPath: String, _ message: String) {
+        warnings.append(ConfigIssue(file: file, line: index.line(for: keyPath), keyPath: keyPath, message: message))
     }
 }

@@ -8,8 +8,8 @@ struct FormulaEvaluator {
         switch node {
         case .literal(let value):
             return value
-        case .user(let field, let lowercased):
-            return .text(userAttribute(field: field, lowercased: lowercased))
+        case .user(_, let lowercased):
+            return .text(context.userValue(lowercasedField: lowercased))
         case .credential(let name, let parameter):
             return .text(try credentialParameter(name: name, parameter: parameter))
         case .named(let field):
@@ -38,12 +38,6 @@ struct FormulaEvaluator {
             throw FormulaEvaluationError(
                 "intermediate value is larger than \(FormulaValue.maxIntermediateBytes) bytes")
         }
-    }
-
-    private func userAttribute(field: String, lowercased: String) -> String {
-        if let value = context.user[field] { return value }
-        for (key, value) in context.user where key.lowercased() == lowercased { return value }
-        return ""
     }
 
     private func credentialParameter(name: String, parameter: CredentialParameter)

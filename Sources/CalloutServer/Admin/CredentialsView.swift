@@ -7,7 +7,8 @@ import Foundation
 /// assertions and keys never are.
 enum CredentialsView {
     static func render(
-        snapshot: RuntimeConfiguration.Snapshot, cache: [TokenCacheEntrySnapshot], readiness: Readiness
+        snapshot: RuntimeConfiguration.Snapshot, cache: [TokenCacheEntrySnapshot], readiness: Readiness,
+        tokenStats: TokenCacheStats = TokenCacheStats()
     ) -> JSONValue {
         let config = snapshot.config
         let mtls = Set(
@@ -20,7 +21,12 @@ enum CredentialsView {
             ("named_credentials", .array(config.namedCredentials.map(named))),
             (
                 "external_credentials",
-                .array(config.externalCredentials.map { external($0, fetched: readiness.hasFetched($0.name)) })
+                .array(
+                    config.externalCredentials.map {
+                        external(
+                            $0, fetched: readiness.hasFetched($0.name),
+                            tokens: tokenStats.perCredential[$0.name] ?? CredentialTokenStats())
+                    })
             ),
             (
                 "certificates",
@@ -48,7 +54,10 @@ enum CredentialsView {
         ])
     }
 
-    static func external(_ e: ExternalCredentialConfig, fetched: Bool) -> JSONValue {
+    /// `issued_token_lifetime_seconds`: the lifetime of the last token the identity provider
+    /// issued; `callouts_waited_for_token`: callouts that waited for a fetch instead of being
+    /// served a cached token.
+    static func external(_ e: ExternalCredentialConfig, fetched: Bool, tokens: CredentialTokenStats) -> JSONValue {
         JSON.object([
             ("name", .string(e.name)), ("label", .string(e.label)),
             ("identity_provider_url", .string(redactUserInfo(e.identityProviderURL))),
@@ -62,6 +71,9 @@ enum CredentialsView {
             ("custom_headers", JSON.strings(e.customHeaders.map(\.name))),
             ("identity_provider_client_certificate", JSON.string(e.identityProviderClientCertificate)),
             ("token_fetched_once", .bool(fetched)),
+            ("prefetch", .bool(e.prefetch)),
+            ("issued_token_lifetime_seconds", JSON.seconds(tokens.issuedLifetimeSeconds)),
+            ("callouts_waited_for_token", JSON.int(tokens.waits)),
             (
                 "principals",
                 .array(
