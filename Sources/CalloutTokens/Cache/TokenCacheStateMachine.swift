@@ -256,11 +256,12 @@ public struct TokenCacheStateMachine: Sendable {
         if let slot { entries[slot] = .fresh(token) }
         var completion = Completion(waiters: fetch?.waiters ?? [], cached: slot != nil)
         let credential = key.externalCredential
-        counters[credential: credential].issuedLifetimeSeconds = token.lifetime
+        let lifetime = Double(response.expiresIn)
+        counters[credential: credential].issuedLifetimeSeconds = lifetime
         if isShortLived(token), shortLifetimeReported.insert(credential).inserted {
             counters[credential: credential].shortLifetimes += 1
             completion.shortLifetime = ShortLifetimeNotice(
-                externalCredential: credential, lifetimeSeconds: token.lifetime,
+                externalCredential: credential, lifetimeSeconds: lifetime,
                 configuredSkewSeconds: settings.expirySkewSeconds, skewSeconds: expirySkew(for: token),
                 refreshAfterSeconds: refreshAfter(token))
         }
