@@ -32,6 +32,12 @@ import Testing
             #expect(stats.perCredential["Acme_API"]?.waits == 1)
             #expect(stats.perCredential["Acme_API"]?.issuedLifetimeSeconds == Double(Self.lifetime))
             #expect(stats.refreshAheadRuns >= 2)
+            // The metrics show the issued lifetime and the one wait, per external credential.
+            let text = h.service.metrics.scrape(cache: stats, openConnections: 0)
+            let acme = ["external_credential": "Acme_API"]
+            #expect(OpsHarness.metric("callout_token_waits_total", acme, in: text) == 1)
+            #expect(OpsHarness.metric("callout_token_issued_lifetime_seconds", acme, in: text) == 6)
+            #expect(OpsHarness.metric("callout_token_short_lifetime_total", acme, in: text) == 1)
             // Reported once, as a warning naming the lifetime.
             let warnings = h.logs.lines.filter { $0.contains("short token lifetime") }
             #expect(warnings.count == 1)
