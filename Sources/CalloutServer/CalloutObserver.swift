@@ -25,6 +25,8 @@ public protocol CalloutObserver: Sendable {
     func calloutFinished(_ record: CalloutLogRecord, duration: Duration)
     func upstreamResponded(namedCredential: String, duration: Duration)
     func refreshNotReplayed(namedCredential: String)
+    /// A refresh status answered without a refresh: the token was within the refresh storm guard.
+    func refreshGuarded(namedCredential: String)
     func connectionRejected()
     /// A client connection was closed at accept because its setup failed (`kind`: a fixed word).
     func connectionSetupFailed(kind: String)
@@ -35,6 +37,10 @@ public protocol CalloutObserver: Sendable {
 extension CalloutObserver {
     public func connectionSetupFailed(kind: String) {}
     public func upstreamDesync(namedCredential: String, reason: String) {}
+}
+
+extension CalloutObserver {
+    public func refreshGuarded(namedCredential: String) {}
 }
 
 /// Writes one access log line per callout.

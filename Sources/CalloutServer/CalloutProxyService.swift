@@ -43,7 +43,14 @@ public final class CalloutProxyService: Sendable {
             let cache = TokenCache(
                 settings: TokenCacheSettings(
                     maxEntries: settings.maxCachedTokens, refreshAheadRatio: settings.tokenRefreshAheadRatio,
-                    expirySkewSeconds: Double(settings.tokenExpirySkewSeconds)))
+                    expirySkewSeconds: Double(settings.tokenExpirySkewSeconds),
+                    minRefreshIntervalSeconds: Double(settings.minTokenRefreshIntervalSeconds)),
+                notices: { notice in
+                    logger.warning(
+                        "short token lifetime: \(notice)",
+                        metadata: ["external_credential": .string(notice.externalCredential)])
+                    metrics.shortTokenLifetime(externalCredential: notice.externalCredential)
+                })
             let client = TokenEndpointClient(
                 httpClient: httpClient,
                 limits: .init(

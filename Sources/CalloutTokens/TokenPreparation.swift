@@ -37,7 +37,7 @@ public struct TokenPreparation: Sendable {
     /// Evaluates scope, claims and header formulas for `demand`. Throws a ``Problem``.
     public func prepare(_ demand: TokenDemand) throws -> Prepared {
         let credential = demand.credential
-        let context = FormulaContext(
+        var context = FormulaContext(
             user: demand.identity.user,
             credentials: [credential.name: credential.formulaParameters(principal: demand.principal)],
             allowSecrets: false, namedCredentialName: demand.namedCredential?.name,
@@ -53,23 +53,61 @@ public struct TokenPreparation: Sendable {
             }
         }
         let scope = try credential.scope.map { try evaluate($0, "scope") }.flatMap { $0.isEmpty ? nil : $0 }
+        // Claims and header entries read the evaluated scope through $Credential.<Name>.Scope.
+        let parameters = credential.formulaParameters(principal: demand.principal, scope: scope ?? "")
+        context.credentials = [credential.name: parameters]
         let claims = try credential.jwtClaims.map {
             (name: $0.name, value: try evaluate($0.value, "jwt_claims.\($0.name)"))
         }
         let header = try credential.jwtHeader.map {
             (name: $0.name, value: try evaluate($0.value, "jwt_header.\($0.name)"))
         }
-        // Claims that change on every evaluation (clock, random) do not split the cache.
-        var keyClaims: [String: String] = [:]
-        for (formula, claim) in zip(credential.jwtClaims.map(\.value), claims) where !Self.isVolatile(formula) {
-            keyClaims[claim.name] = claim.value
+        var inputs: [String: String] = [:]
+        for (formula, claim) in zip(credential.jwtClaims.map(\.value), claims) {
+            Self.addKeyInputs(of: formula, value: claim.value, as: "claim." + claim.name, context, to: &inputs)
         }
-        for (formula, entry) in zip(credential.jwtHeader.map(\.value), header) where !Self.isVolatile(formula) {
-            keyClaims["header." + entry.name] = entry.value
+        for (formula, entry) in zip(credential.jwtHeader.map(\.value), header) {
+            Self.addKeyInputs(of: formula, value: entry.value, as: "header." + entry.name, context, to: &inputs)
         }
-        let key = TokenCacheKey(
-            externalCredential: credential.name, principal: demand.principal.name, scope: scope, claims: keyClaims)
+        let key = TokenCacheKey(issuer: issuer(for: demand), scope: scope, claims: inputs)
         return Prepared(key: key, scope: scope, claims: claims, header: header)
+    }
+
+    /// What one claim or header formula adds to the cache key: its value, or, for a formula that
+    /// reads the clock or randomness (whose value differs on every evaluation), the values of
+    /// every merge field it reads, so callers who differ in any input still never share a token.
+    static func addKeyInputs(
+        of formula: Formula, value: String, as name: String, _ context: FormulaContext,
+        to inputs: inout [String: String]
+    ) {
+        guard formula.readsClockOrRandom else {
+            inputs[name] = value
+            return
+        }
+        for field in formula.referencedUserFields {
+            inputs[name + "#user." + field] = context.userValue(lowercasedField: field)
+        }
+        if formula.referencesNamedCredential {
+            inputs[name + "#named.name"] = context.namedCredentialName ?? ""
+            inputs[name + "#named.url"] = context.namedCredentialURL ?? ""
+        }
+        for parameter in formula.referencedCredentialParameters {
+            for (credential, values) in context.credentials {
+                inputs[name + "#credential." + credential + "." + parameter] = values[parameter] ?? ""
+            }
+        }
+    }
+
+    /// Everything of the configuration that decides `demand`'s token.
+    public func issuer(for demand: TokenDemand) -> TokenIssuer {
+        let credential = demand.credential
+        return TokenIssuer(
+            externalCredential: credential.name, principal: demand.principal.name, clientId: demand.principal.clientId,
+            identityProviderURL: credential.identityProviderURL.absoluteString,
+            signingKeyFingerprint: materials().signingMaterial(credential.signingCertificate)?.publicKeyFingerprint
+                ?? "",
+            algorithm: credential.signingAlgorithm.rawValue, flow: ExternalCredentialConfig.authenticationFlow,
+            identityProviderClientCertificate: credential.identityProviderClientCertificate)
     }
 
     /// The cache key alone, for the data plane's lookup on every callout. When scope, claims and
@@ -83,24 +121,16 @@ public struct TokenPreparation: Sendable {
             guard let value = formula.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
             scope = value.isEmpty ? nil : value
         }
-        var claims: [String: String] = [:]
+        var inputs: [String: String] = [:]
         for claim in credential.jwtClaims {
             guard let value = claim.value.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
-            claims[claim.name] = value
+            inputs["claim." + claim.name] = value
         }
         for entry in credential.jwtHeader {
             guard let value = entry.value.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
-            claims["header." + entry.name] = value
+            inputs["header." + entry.name] = value
         }
-        return TokenCacheKey(
-            externalCredential: credential.name, principal: demand.principal.name, scope: scope, claims: claims)
-    }
-
-    /// A formula whose value differs per evaluation: `NOW_EPOCH()` or `UUID()`.
-    static func isVolatile(_ formula: Formula) -> Bool {
-        guard !formula.isConstant else { return false }
-        let upper = formula.source.uppercased()
-        return upper.contains("NOW_EPOCH") || upper.contains("UUID")
+        return TokenCacheKey(issuer: issuer(for: demand), scope: scope, claims: inputs)
     }
 
     /// Signs the client assertion for `demand` (also used by `callout-proxy assertion`).
@@ -114,11 +144,19 @@ public struct TokenPreparation: Sendable {
                 namedCredential: demand.namedCredential?.name)
         }
         let jti = uuid().uuidString.lowercased()
-        let request = AssertionRequest(
+        var request = AssertionRequest(
             clientId: demand.principal.clientId, audience: credential.identityProviderURL.absoluteString,
             algorithm: credential.signingAlgorithm, expirationSeconds: Int64(credential.jwtExpirationSeconds),
             now: now(),
-            jti: jti, claims: prepared.claims, headerEntries: prepared.header)
+            jti: jti,
+            // The loader refuses iat, nbf and jti claims (and alg, typ header parameters); a
+            // configuration built in code cannot override them either, so the jti returned (and
+            // logged) is the one signed.
+            claims: prepared.claims.filter { !ExternalCredentialConfig.reservedClaims.contains($0.name) },
+            headerEntries: prepared.header.filter {
+                !ExternalCredentialConfig.reservedHeaderParameters.contains($0.name)
+            })
+        request.notBeforeSkewSeconds = Int64(settings().assertionNotBeforeSkewSeconds)
         do {
             return (try JWTAssertion.sign(request, with: material), jti)
         } catch {

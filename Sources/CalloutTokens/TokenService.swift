@@ -33,14 +33,15 @@ public final class TokenService: TokenSource {
     public func token(for demand: TokenDemand) async throws -> IssuedToken {
         let prepared = try prepare(demand)
         let fetchedHere = FetchFlag()
+        if demand.credential.prefetch {
+            cache.registerPrefetch(prepared.key) { [self] in try await fetch(demand, try prepare(demand)) }
+        }
         do {
             let token = try await cache.token(for: prepared.key) { [self] in
                 fetchedHere.set()
                 return try await fetch(demand, prepared)
             }
-            return IssuedToken(
-                accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: fetchedHere.value,
-                expiresIn: Int(token.lifetime), cacheKey: prepared.key)
+            return issued(token, key: prepared.key, fetched: fetchedHere.value)
         } catch let error as any TokenAcquisitionError {
             throw Self.problem(error, demand: demand)
         }
@@ -48,18 +49,26 @@ public final class TokenService: TokenSource {
 
     public func cachedToken(for demand: TokenDemand) throws -> IssuedToken? {
         let key = try preparation.cacheKey(for: demand)
+        if demand.credential.prefetch {
+            cache.registerPrefetch(key) { [self] in try await fetch(demand, try prepare(demand)) }
+        }
         do {
             // The fetch runs only for a refresh-ahead; it prepares the assertion's inputs then.
             guard
                 let token = try cache.cachedToken(
                     for: key, fetch: { [self] in try await fetch(demand, try prepare(demand)) })
             else { return nil }
-            return IssuedToken(
-                accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: false,
-                expiresIn: Int(token.lifetime), cacheKey: key)
+            return issued(token, key: key, fetched: false)
         } catch let error as any TokenAcquisitionError {
             throw Self.problem(error, demand: demand)
         }
+    }
+
+    private func issued(_ token: AccessToken, key: TokenCacheKey, fetched: Bool) -> IssuedToken {
+        IssuedToken(
+            accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: fetched,
+            expiresIn: Int(token.lifetime), cacheKey: key, scope: key.scope,
+            refreshGuardedUntil: cache.refreshGuardRemaining(token).map { .now + .seconds($0) })
     }
 
     public func invalidate(_ token: IssuedToken, for demand: TokenDemand) async {

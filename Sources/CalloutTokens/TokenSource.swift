@@ -31,17 +31,29 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
     public var expiresIn: Int
     /// The cache entry it came from, so an invalidation need not evaluate the formulas again.
     public var cacheKey: TokenCacheKey?
+    /// The evaluated scope it was requested with (what `$Credential.<Name>.Scope` reads).
+    public var scope: String?
+    /// Until this instant a refresh status on this token goes back to the caller without another
+    /// fetch (the refresh storm guard, `min_token_refresh_interval_seconds`); `nil`: never.
+    public var refreshGuardedUntil: ContinuousClock.Instant?
 
     public init(
         accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int,
-        cacheKey: TokenCacheKey? = nil
+        cacheKey: TokenCacheKey? = nil, scope: String? = nil, refreshGuardedUntil: ContinuousClock.Instant? = nil
     ) {
         self.cacheKey = cacheKey
+        self.scope = scope
+        self.refreshGuardedUntil = refreshGuardedUntil
         self.accessToken = accessToken
         self.tokenType = tokenType
         self.tokenID = tokenID
         self.fetched = fetched
         self.expiresIn = expiresIn
+    }
+
+    /// Whether a refresh status on this token must go back to the caller without a refresh.
+    public func isRefreshGuarded(at now: ContinuousClock.Instant = .now) -> Bool {
+        refreshGuardedUntil.map { now < $0 } ?? false
     }
 
     /// `<type> <token>`, the `Authorization` value.

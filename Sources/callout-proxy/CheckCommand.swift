@@ -59,7 +59,7 @@ struct CheckCommand: ParsableCommand {
         } catch {
             return (error.issues, [], nil)
         }
-        let warnings = KeyFilePermissions.warnings(config)
+        let warnings = config.warnings + KeyFilePermissions.warnings(config)
         do {
             _ = try CredentialMaterials.load(config)
         } catch {
@@ -67,6 +67,12 @@ struct CheckCommand: ParsableCommand {
         }
         return ([], warnings, config)
     }
+}
+
+/// Findings that do not stop the configuration from loading, one `warning:` line each on stderr.
+func printWarnings(_ config: ProxyConfig) {
+    var stderr = StandardError()
+    for warning in config.warnings { print("warning: \(warning.description)", to: &stderr) }
 }
 
 struct StandardError: TextOutputStream {

@@ -26,6 +26,7 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         let (config, materials) = try loadOrExit(options)
+        printWarnings(config)
         var parsed: [(String, String)] = []
         for h in headers {
             guard let colon = h.firstIndex(of: ":") else {

@@ -53,7 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice("stopped during start-up", metadata: ["signal": "\(signal)"])
             return
         }
-        for warning in KeyFilePermissions.warnings(config) { logger.warning("\(warning.description)") }
+        for warning in config.warnings + KeyFilePermissions.warnings(config) {
+            logger.warning("\(warning.description)")
+        }
         let metrics = ProxyMetrics()
         metrics.bootstrapMetricsSystem()
         let service: CalloutProxyService

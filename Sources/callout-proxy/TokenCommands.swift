@@ -82,6 +82,7 @@ struct TokenCommand: AsyncParsableCommand {
         // A failed exchange is printed once, below, not also as a log line.
         logger.logLevel = .error
         let (config, materials) = try loadOrExit(options)
+        printWarnings(config)
         let demand = try selection.demand(in: config)
         let client = UpstreamClient.make(
             settings: config.proxy, materials: materials, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
@@ -132,6 +133,7 @@ struct AssertionCommand: ParsableCommand {
 
     func run() throws {
         let (config, materials) = try loadOrExit(options)
+        printWarnings(config)
         let demand = try selection.demand(in: config)
         let preparation = TokenPreparation(config: config, materials: materials)
         do {

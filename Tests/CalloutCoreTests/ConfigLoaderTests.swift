@@ -151,11 +151,6 @@ func variant(_ old: String, _ new: String) -> String {
         Case(
             text: variant(
                 "signing_certificate = \"Acme_Signing\"",
-                "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [401]"),
-            keyPath: "external_credential[0].additional_refresh_status_codes[0]", fragment: "401 always refreshes"),
-        Case(
-            text: variant(
-                "signing_certificate = \"Acme_Signing\"",
                 "signing_certificate = \"Acme_Signing\"\nadditional_refresh_status_codes = [403, 403]"),
             keyPath: "external_credential[0].additional_refresh_status_codes[1]", fragment: "listed twice"),
         Case(

@@ -105,7 +105,7 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
         ).get()
         #expect(id.permissionSets == ["A", "B", "C"])
         #expect(id.profile == "Ops")
-        #expect(id.user == ["Department": "Sales"])
+        #expect(id.user == ["department": "Sales"])
         #expect(id.requestedPrincipal == "Admin")
     }
 
@@ -131,7 +131,7 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
         ).get()
         #expect(id.callerName == "billing")
         #expect(id.permissionSets == ["Billing"])
-        #expect(id.user == ["Department": "Finance"])
+        #expect(id.user == ["department": "Finance"])
     }
 
     @Test func basicAuthAndTrustedHeaders() throws {

@@ -55,6 +55,8 @@ import Testing
             #expect(external["name"] as? String == "Acme_API")
             #expect(external["signing_algorithm"] as? String == "RS256")
             #expect(external["token_fetched_once"] as? Bool == true)
+            #expect(external["issued_token_lifetime_seconds"] as? Double == 300)
+            #expect(external["callouts_waited_for_token"] as? Int == 1)
             let principals = external["principals"] as? [[String: Any]] ?? []
             #expect(principals.map { $0["name"] as? String } == ["Admin", "Reader"])
             #expect(principals.map { $0["sequence_number"] as? Int } == [5, 20])

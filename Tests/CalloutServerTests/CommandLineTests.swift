@@ -60,6 +60,20 @@ func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -
         #expect(r.err.contains("problems found"))
     }
 
+    @Test func checkPrintsWarningsAndStillAccepts() throws {
+        let env = try LocalEnvironmentFiles()
+        defer { env.remove() }
+        let path = try env.config()
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+            of: #"signing_certificate = "Signing""#,
+            with: "signing_certificate = \"Signing\"\nadditional_refresh_status_codes = [401]")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runCLI(["check", "--config", path])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.err.contains("warning: \(path):"))
+        #expect(r.err.contains("additional_refresh_status_codes[0]: 401 always refreshes"))
+    }
+
     @Test func checkReportsAKeyFileProblemWithoutItsContents() throws {
         let env = try LocalEnvironmentFiles()
         defer { env.remove() }

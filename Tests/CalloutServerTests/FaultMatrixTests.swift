@@ -201,7 +201,16 @@ import Testing
             #expect(h.upstream.requestCount == upstreamBefore + 2)
             #expect(h.idp.tokenRequestCount == idpBefore + 1)
 
+            // Refused again within min_token_refresh_interval_seconds: the refresh storm guard
+            // hands the 401 back without another identity provider call or replay.
+            let again = try await h.viaProxy(.GET, "http://Acme/401-again", headers: [Self.readers])
+            #expect(again.status == 401)
+            #expect(h.upstream.requestCount == upstreamBefore + 3)
+            #expect(h.idp.tokenRequestCount == idpBefore + 1)
+
             // A refresh status while the identity provider is down: its error, not the 401.
+            // (A token fetched on demand, not after a refusal, so the guard does not hold it.)
+            h.service.tokens.cache.invalidateAll { _ in true }
             h.upstream.setBehavior(.echo)
             #expect(try await h.viaProxy(.GET, "http://Acme/warm", headers: [Self.readers]).status == 200)
             h.upstream.setBehavior(.unauthorizedForever)

@@ -75,6 +75,31 @@ import Testing
         #expect(a.key == b.key)
     }
 
+    @Test func claimsReadTheEvaluatedScope() throws {
+        var withScopeClaim = credential
+        withScopeClaim.jwtClaims = [("requested", try Formula(parsing: "{!$Credential.Acme_API.Scope}"))]
+        let p = preparation()
+        let d = TokenDemand(
+            credential: withScopeClaim, principal: credential.principals[0],
+            identity: CallerIdentity(user: ["Department": "Finance"]), namedCredential: nil)
+        let prepared = try p.prepare(d)
+        #expect(prepared.claims.first { $0.name == "requested" }?.value == "session:role:Finance")
+    }
+
+    @Test func notBeforeIsSetBackByTheConfiguredSkew() throws {
+        let materials = CredentialMaterials(signing: ["signing": material])
+        var settings = ProxySettings()
+        settings.assertionNotBeforeSkewSeconds = 30
+        let p = TokenPreparation(
+            materials: { materials }, settings: { [settings] in settings }, now: { 1_800_000_000 }, uuid: { UUID() })
+        let (jwt, jti) = try p.assertion(for: demand(department: "Finance"))
+        let claims = try JWTAssertion.decode(jwt).claims
+        #expect(claims["iat"] == .integer(1_800_000_000))
+        #expect(claims["nbf"] == .integer(1_800_000_000 - 30))
+        // The jti returned (and logged) is the one signed.
+        #expect(claims["jti"] == .string(jti))
+    }
+
     @Test func assertionCarriesClaimsAndVerifies() throws {
         let p = preparation()
         let (jwt, jti) = try p.assertion(for: demand(department: "Finance"))

@@ -97,6 +97,8 @@ struct ConfigBuilder {
         if let v = t.int("max_cached_tokens", in: 1...10_000_000) { s.maxCachedTokens = v }
         if let v = t.double("token_refresh_ahead_ratio", in: 0.1...1.0) { s.tokenRefreshAheadRatio = v }
         if let v = t.int("token_expiry_skew_seconds", in: 0...600) { s.tokenExpirySkewSeconds = v }
+        if let v = t.int("min_token_refresh_interval_seconds", in: 0...3600) { s.minTokenRefreshIntervalSeconds = v }
+        if let v = t.int("assertion_not_before_skew_seconds", in: 0...600) { s.assertionNotBeforeSkewSeconds = v }
         if let v = t.int("default_token_lifetime_seconds", in: 30...86_400) { s.defaultTokenLifetimeSeconds = v }
         if let v = t.int("max_formula_value_length", in: 1...100_000) { s.maxFormulaValueLength = v }
         if let v = t.int("shutdown_grace_seconds", in: 0...600) { s.shutdownGraceSeconds = v }
@@ -142,6 +144,9 @@ struct ConfigBuilder {
         var user: [String: String] = [:]
         if let u = t.table("user") {
             for (k, v) in u.stringEntries(expanding: true) {
+                if user.keys.contains(where: { $0.caseInsensitiveEquals(k) }) {
+                    u.issue(k, "is given twice (user field names are case-insensitive, like the headers they mirror)")
+                }
                 if !HeaderRules.isToken(k) {
                     u.issue(k, "user field names may contain only letters, digits, '-' and '_'")
                 }
@@ -207,7 +212,7 @@ struct ConfigBuilder {
             for (i, code) in list.enumerated() {
                 let path = "\(t.keyPath("additional_refresh_status_codes"))[\(i)]"
                 if code == 401 {
-                    report.add(path, "401 always refreshes; leave it out")
+                    report.warn(path, "401 always refreshes; listing it changes nothing")
                 } else if !((400...499).contains(code) || (600...999).contains(code)) {
                     report.add(
                         path, "\(code) is not allowed: use 400-499 or 600-999 (5xx are server faults, not stale tokens)"
@@ -223,13 +228,20 @@ struct ConfigBuilder {
         var claims: [(name: String, value: Formula)] = []
         if let c = t.table("jwt_claims") {
             for (k, v) in c.stringEntries(expanding: false) {
+                if ExternalCredentialConfig.reservedClaims.contains(k) {
+                    c.issue(
+                        k,
+                        "is set by the proxy for every assertion and cannot be overridden (iat and nbf are the signing time, jti is unique per assertion)"
+                    )
+                    continue
+                }
                 if let f = formula(c, k, v) { claims.append((k, f)) }
             }
         }
         var header: [(name: String, value: Formula)] = []
         if let h = t.table("jwt_header") {
             for (k, v) in h.stringEntries(expanding: false) {
-                if k == "alg" || k == "typ" {
+                if ExternalCredentialConfig.reservedHeaderParameters.contains(k) {
                     h.issue(k, "is set by the proxy from signing_algorithm and cannot be overridden")
                 }
                 if let f = formula(h, k, v) { header.append((k, f)) }
@@ -239,9 +251,10 @@ struct ConfigBuilder {
         let principalCursors = t.tables("principal")
         let principals = principalCursors.compactMap(principal)
         let idpCert = t.string("identity_provider_client_certificate")
+        let prefetch = t.bool("prefetch") ?? false
         t.rejectUnknownKeys()
 
-        unique(principalCursors, principals.map(\.name), kind: "principal")
+        unique(principalCursors, principals.map(\.name), kind: "principal", rule: NameRules.principalNameProblem)
         var seenSequence: [Int: Int] = [:]
         for (i, p) in principals.enumerated() {
             if let other = seenSequence[p.sequenceNumber] {
@@ -261,11 +274,12 @@ struct ConfigBuilder {
             name: name, label: label, identityProviderURL: idp, signingCertificate: signing,
             signingAlgorithm: algorithm, scope: scope, additionalRefreshStatusCodes: codes,
             jwtExpirationSeconds: expiration, jwtClaims: claims, jwtHeader: header,
-            customHeaders: headers, principals: principals, identityProviderClientCertificate: idpCert)
+            customHeaders: headers, principals: principals, identityProviderClientCertificate: idpCert,
+            prefetch: prefetch)
     }
 
     private func principal(_ t: TOMLCursor) -> PrincipalConfig? {
-        let name = validName(t, "name")
+        let name = validName(t, "name", rule: NameRules.principalNameProblem)
         let sequence =
             t.has("sequence_number")
             ? t.int("sequence_number")
@@ -423,10 +437,12 @@ struct ConfigBuilder {
 
     // MARK: - Field rules
 
-    private func unique(_ cursors: [TOMLCursor], _ names: [String], kind: String) {
+    private func unique(
+        _ cursors: [TOMLCursor], _ names: [String], kind: String, rule: (String) -> String? = NameRules.problem
+    ) {
         var seen: Set<String> = []
         for cursor in cursors {
-            guard let name = cursor.table["name"]?.string, NameRules.problem(with: name) == nil else { continue }
+            guard let name = cursor.table["name"]?.string, rule(name) == nil else { continue }
             if !seen.insert(name.lowercased()).inserted {
                 cursor.issue(
                     "name", "another \(kind) is already named '\(name)' (names are unique, case-insensitively)")
@@ -434,9 +450,11 @@ struct ConfigBuilder {
         }
     }
 
-    private func validName(_ t: TOMLCursor, _ key: String) -> String? {
+    private func validName(
+        _ t: TOMLCursor, _ key: String, rule: (String) -> String? = NameRules.problem
+    ) -> String? {
         guard let name = t.requiredString(key) else { return nil }
-        if let problem = NameRules.problem(with: name) {
+        if let problem = rule(name) {
             t.issue(key, "'\(name)' is not a valid name: \(problem)")
             return nil
         }

@@ -105,6 +105,7 @@ public enum ConfigLoader {
             throw ConfigError(inLineOrder: report.issues)
         }
         config.sourceLines = report.index.lines
+        config.warnings = report.warnings
         return config
     }
 

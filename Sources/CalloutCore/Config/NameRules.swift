@@ -24,4 +24,18 @@ public enum NameRules {
     }
 
     private static func isDigit(_ s: Unicode.Scalar) -> Bool { s >= "0" && s <= "9" }
+
+    /// Nil when `name` is a valid principal name, else what is wrong with it. Principal names are
+    /// display names ("Admin", "Marketing Group"): printable ASCII (they travel in the
+    /// `X-Callout-Principal` header and in metric labels), spaces allowed but not at either end,
+    /// at most ``maxNameLength`` characters.
+    public static func principalNameProblem(with name: String) -> String? {
+        if name.isEmpty { return "must not be empty" }
+        if name.count > maxNameLength { return "must be at most \(maxNameLength) characters" }
+        if !name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) {
+            return "may contain only printable ASCII characters and spaces"
+        }
+        if name.first == " " || name.last == " " { return "must not begin or end with a space" }
+        return nil
+    }
 }

@@ -14,6 +14,8 @@ public struct ProxyConfig: Sendable {
     public var sourceFile: String
     /// Key path -> line, for problems found after loading (key files, reload diagnostics).
     var sourceLines: [String: Int] = [:]
+    /// Findings that did not stop loading (e.g. a listed 401), for `check` and the server log.
+    public var warnings: [ConfigIssue] = []
 
     public init(
         proxy: ProxySettings = ProxySettings(),
@@ -111,8 +113,14 @@ public struct ProxySettings: Sendable, Equatable {
     public var maxCachedTokens: Int = 10_000
     /// Share of a token's lifetime after which the next use refreshes it in the background.
     public var tokenRefreshAheadRatio: Double = 0.8
-    /// A token is never served this close to its expiry.
+    /// A token is never served this close to its expiry (reduced for short-lived tokens).
     public var tokenExpirySkewSeconds: Int = 10
+    /// A token fetched less than this long ago that meets a refresh status again is not
+    /// refreshed: the answer goes back to the caller (0 turns the guard off).
+    public var minTokenRefreshIntervalSeconds: Int = 10
+    /// `nbf` in assertions is set this many seconds in the past, for identity providers whose
+    /// clock runs behind.
+    public var assertionNotBeforeSkewSeconds: Int = 0
     /// Lifetime assumed when the identity provider sends no `expires_in` and the token is opaque.
     public var defaultTokenLifetimeSeconds: Int = 300
     /// Longest evaluated formula value, in characters.
@@ -231,6 +239,15 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
     public var principals: [PrincipalConfig]
     /// Optional `[[certificate]]` presented as a TLS client certificate to the identity provider.
     public var identityProviderClientCertificate: String?
+    /// Refresh tokens of recently used keys before they become unusable, even without traffic.
+    public var prefetch: Bool = false
+
+    /// The only authentication flow: OAuth 2.0 client credentials with a JWT assertion.
+    public static let authenticationFlow = "client_credentials_jwt_assertion"
+    /// Claims the proxy sets in every assertion; a configuration cannot override them.
+    public static let reservedClaims: Set<String> = ["iat", "nbf", "jti"]
+    /// Header parameters the proxy sets in every assertion.
+    public static let reservedHeaderParameters: Set<String> = ["alg", "typ"]
 
     public init(
         name: String, label: String? = nil, identityProviderURL: URL, signingCertificate: String,
@@ -239,8 +256,9 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
         jwtClaims: [(name: String, value: Formula)] = [],
         jwtHeader: [(name: String, value: Formula)] = [],
         customHeaders: [CustomHeaderConfig] = [], principals: [PrincipalConfig] = [],
-        identityProviderClientCertificate: String? = nil
+        identityProviderClientCertificate: String? = nil, prefetch: Bool = false
     ) {
+        self.prefetch = prefetch
         self.name = name
         self.label = label ?? name
         self.identityProviderURL = identityProviderURL
@@ -258,12 +276,15 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
 
     /// What `$Credential.<Name>.<Parameter>` reads for `principal`. The token parameters
     /// (`AccessToken`, `AuthorizationHeaderValue`, `TokenType`) are present only with a token.
-    public func formulaParameters(principal: PrincipalConfig, accessToken: String? = nil, tokenType: String = "Bearer")
-        -> [String: String]
-    {
+    /// `Scope` is `scope` (the evaluated scope, for a per-caller scope formula), else the
+    /// scope's constant value, else empty.
+    public func formulaParameters(
+        principal: PrincipalConfig, accessToken: String? = nil, tokenType: String = "Bearer", scope: String? = nil
+    ) -> [String: String] {
         var parameters = [
             "Name": name, "Label": label, "ClientId": principal.clientId, "PrincipalName": principal.name,
             "IdentityProviderUrl": identityProviderURL.absoluteString,
+            "Scope": scope ?? self.scope?.constantValue(maxValueLength: .max) ?? "",
         ]
         if let accessToken {
             parameters["AccessToken"] = accessToken
@@ -293,6 +314,7 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
             && lhs.jwtHeader.elementsEqual(rhs.jwtHeader, by: { $0 == $1 })
             && lhs.customHeaders == rhs.customHeaders && lhs.principals == rhs.principals
             && lhs.identityProviderClientCertificate == rhs.identityProviderClientCertificate
+            && lhs.prefetch == rhs.prefetch
     }
 }
 

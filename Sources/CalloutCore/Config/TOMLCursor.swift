@@ -227,6 +227,8 @@ final class ConfigReport {
     let index: TOMLLineIndex
     let expansion: EnvironmentExpansion
     private(set) var issues: [ConfigIssue] = []
+    /// Findings that do not stop the configuration from loading.
+    private(set) var warnings: [ConfigIssue] = []
 
     init(file: String, index: TOMLLineIndex, expansion: EnvironmentExpansion) {
         self.file = file
@@ -236,5 +238,9 @@ final class ConfigReport {
 
     func add(_ keyPath: String, _ message: String) {
         issues.append(ConfigIssue(file: file, line: index.line(for: keyPath), keyPath: keyPath, message: message))
+    }
+
+    func warn(_ keyPath: String, _ message: String) {
+        warnings.append(ConfigIssue(file: file, line: index.line(for: keyPath), keyPath: keyPath, message: message))
     }
 }

@@ -53,6 +53,11 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
     public let referencedCredentials: Set<String>
     /// User attribute names referenced through `$User.<Field>`, lowercased.
     public let referencedUserFields: Set<String>
+    /// Parameter names (as `$Credential.<Name>.<Parameter>` spells them canonically, e.g.
+    /// `ClientId`) read from any external credential.
+    public let referencedCredentialParameters: Set<String>
+    /// True when the formula calls `NOW_EPOCH()` or `UUID()`: its value differs per evaluation.
+    public let readsClockOrRandom: Bool
     /// True when the formula reads `$Credential.<Name>.AccessToken` or `AuthorizationHeaderValue`.
     /// Such a formula fails to evaluate, whichever branch is taken, unless the context allows
     /// secrets.
@@ -73,6 +78,8 @@ public struct Formula: Sendable, Hashable, CustomStringConvertible {
         source = text
         referencedCredentials = parser.referencedCredentials
         referencedUserFields = parser.referencedUserFields
+        referencedCredentialParameters = parser.referencedCredentialParameters
+        readsClockOrRandom = parser.readsClockOrRandom
         referencesSecrets = parser.firstSecretField != nil
         secretField = parser.firstSecretField
         referencesNamedCredential = parser.referencesNamedCredential

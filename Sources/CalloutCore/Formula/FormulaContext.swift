@@ -2,8 +2,16 @@ public import Foundation
 
 /// Everything a formula may read, passed in explicitly so evaluation is deterministic in tests.
 public struct FormulaContext: Sendable {
-    /// The caller's user attributes; looked up case-insensitively.
-    public var user: [String: String]
+    /// The caller's user attributes, keyed by lowercased field name: `$User.<Field>` is
+    /// case-insensitive, like the header names the fields arrive in. Set with any case; keys that
+    /// differ only by case keep the value of the first key in code-point order, so the lookup
+    /// never depends on a dictionary's order. (``CallerIdentity`` already holds lowercased keys,
+    /// with its own documented precedence.)
+    public var user: [String: String] {
+        get { userByLowercasedField }
+        set { userByLowercasedField = Self.lowercasingKeys(newValue) }
+    }
+    private var userByLowercasedField: [String: String] = [:]
     /// Parameters of resolved credentials: credential name -> parameter name -> value.
     /// Parameter names are looked up case-insensitively.
     public var credentials: [String: [String: String]]
@@ -31,7 +39,7 @@ public struct FormulaContext: Sendable {
         uuid: @escaping @Sendable () -> UUID = { UUID() },
         maxValueLength: Int = 1300
     ) {
-        self.user = user
+        self.userByLowercasedField = Self.lowercasingKeys(user)
         self.credentials = credentials
         self.allowSecrets = allowSecrets
         self.namedCredentialName = namedCredentialName
@@ -39,5 +47,19 @@ public struct FormulaContext: Sendable {
         self.now = now
         self.uuid = uuid
         self.maxValueLength = maxValueLength
+    }
+
+    /// The value of `$User.<field>` (`field` lowercased); empty when the caller has none.
+    public func userValue(lowercasedField field: String) -> String {
+        userByLowercasedField[field] ?? ""
+    }
+
+    static func lowercasingKeys(_ user: [String: String]) -> [String: String] {
+        if user.keys.allSatisfy({ $0 == $0.lowercased() }) { return user }
+        var out: [String: String] = [:]
+        for key in user.keys.sorted() where out[key.lowercased()] == nil {
+            out[key.lowercased()] = user[key]
+        }
+        return out
     }
 }

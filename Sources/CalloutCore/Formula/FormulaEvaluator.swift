@@ -8,8 +8,8 @@ struct FormulaEvaluator {
         switch node {
         case .literal(let value):
             return value
-        case .user(let field, let lowercased):
-            return try mergeField(userAttribute(field: field, lowercased: lowercased))
+        case .user(_, let lowercased):
+            return try mergeField(context.userValue(lowercasedField: lowercased))
         case .credential(let name, let parameter):
             return try mergeField(try credentialParameter(name: name, parameter: parameter))
         case .named(let field):
@@ -46,12 +46,6 @@ struct FormulaEvaluator {
             throw FormulaEvaluationError("a merge field value used in a scope may not contain whitespace")
         }
         return .text(value)
-    }
-
-    private func userAttribute(field: String, lowercased: String) -> String {
-        if let value = context.user[field] { return value }
-        for (key, value) in context.user where key.lowercased() == lowercased { return value }
-        return ""
     }
 
     private func credentialParameter(name: String, parameter: CredentialParameter)

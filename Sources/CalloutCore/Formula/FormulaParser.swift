@@ -17,6 +17,7 @@ struct FormulaParser {
     private var blockColumn = 1
 
     private(set) var referencedCredentials: Set<String> = []
+    private(set) var referencedCredentialParameters: Set<String> = []
     private(set) var referencedUserFields: Set<String> = []
     /// The first secret merge field read, as `$Credential.<Name>.<Parameter>`.
     private(set) var firstSecretField: String?
@@ -218,6 +219,7 @@ struct FormulaParser {
                     message: "unknown credential parameter '\(parts[2].name)'; expected one of \(known)")
             }
             referencedCredentials.insert(parts[1].name)
+            referencedCredentialParameters.insert(parameter.rawValue)
             if parameter.isSecret, firstSecretField == nil {
                 firstSecretField = "$Credential.\(parts[1].name).\(parameter.rawValue)"
             }

@@ -6,7 +6,9 @@ public struct CallerIdentity: Sendable, Equatable {
     public var callerName: String?
     public var permissionSets: [String]
     public var profile: String?
-    /// `$User.<Field>` values; keys as given, looked up case-insensitively by formulas.
+    /// `$User.<Field>` values, keyed by lowercased field name (formulas read them
+    /// case-insensitively). A `[[caller]]`'s configured `user` value wins over an identity header
+    /// for the same field; among headers for one field, the last received wins.
     public var user: [String: String]
     /// A specific principal the caller asked for (`X-Callout-Principal`).
     public var requestedPrincipal: String?
@@ -18,7 +20,7 @@ public struct CallerIdentity: Sendable, Equatable {
         self.callerName = callerName
         self.permissionSets = permissionSets
         self.profile = profile
-        self.user = user
+        self.user = FormulaContext.lowercasingKeys(user)
         self.requestedPrincipal = requestedPrincipal
     }
 }
@@ -69,7 +71,7 @@ public struct IdentityResolver: Sendable {
             identity.callerName = caller.name
             identity.permissionSets = caller.permissionSets
             identity.profile = caller.profile
-            identity.user = caller.user
+            identity.user = FormulaContext.lowercasingKeys(caller.user)
         }
         let believeHeaders = caller.map(\.trustIdentityHeaders) ?? trustedAddress
         if believeHeaders {
@@ -85,6 +87,7 @@ public struct IdentityResolver: Sendable {
         Void, IdentityFailure
     > {
         let prefix = settings.userHeaderPrefix
+        let configuredFields = Set(identity.user.keys)
         for (name, value) in headers {
             if name.caseInsensitiveEquals(settings.permissionSetsHeader) {
                 for item in value.split(separator: ",") {
@@ -104,7 +107,8 @@ public struct IdentityResolver: Sendable {
                 guard !HeaderRules.hasControlCharacters(value), value.count <= IdentityLimits.maxValueLength else {
                     return .failure(.badIdentityHeader("\(name) has control characters or is too long"))
                 }
-                identity.user[String(name.dropFirst(prefix.count))] = value
+                let field = name.dropFirst(prefix.count).lowercased()
+                if !configuredFields.contains(field) { identity.user[field] = value }
             } else if name.caseInsensitiveEquals(settings.principalHeader) {
                 identity.requestedPrincipal = value.trimming(" \t")
             }

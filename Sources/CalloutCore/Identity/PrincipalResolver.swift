@@ -1,5 +1,6 @@
 /// Chooses the principal a caller acts as: among those its permission sets or profile qualify
-/// for, the lowest sequence number.
+/// for, the lowest sequence number. Permission set and profile names match without regard to
+/// case (like Salesforce API names, they are unique without regard to case).
 public enum PrincipalResolver {
     public enum Failure: Error, Sendable, Equatable {
         /// The caller qualifies for no principal of this external credential.
@@ -14,8 +15,9 @@ public enum PrincipalResolver {
     {
         credential.principals
             .filter { p in
-                p.permissionSets.contains { set in identity.permissionSets.contains(set) }
-                    || (identity.profile.map { profile in p.profiles.contains(profile) } ?? false)
+                p.permissionSets.contains { set in identity.permissionSets.contains { $0.caseInsensitiveEquals(set) } }
+                    || (identity.profile.map { profile in p.profiles.contains { $0.caseInsensitiveEquals(profile) } }
+                        ?? false)
             }
             .sorted { $0.sequenceNumber < $1.sequenceNumber }
     }

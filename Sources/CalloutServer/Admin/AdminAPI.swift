@@ -44,7 +44,8 @@ public struct AdminAPI: Sendable {
             guard method == "GET" || method == "HEAD" else { return .problem(.adminMethodNotAllowed(["GET"])) }
             return .json(
                 CredentialsView.render(
-                    snapshot: runtime.current, cache: tokens.cache.snapshot(), readiness: readiness))
+                    snapshot: runtime.current, cache: tokens.cache.snapshot(), readiness: readiness,
+                    tokenStats: tokens.cache.stats))
         case "/tokens/refresh":
             guard method == "POST" else { return .problem(.adminMethodNotAllowed(["POST"])) }
             return await refresh(request)

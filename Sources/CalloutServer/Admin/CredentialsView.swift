@@ -8,7 +8,8 @@ import Foundation
 /// caller's `$User` data, so only their counts and the claim names are.
 enum CredentialsView {
     static func render(
-        snapshot: RuntimeConfiguration.Snapshot, cache: [TokenCacheEntrySnapshot], readiness: Readiness
+        snapshot: RuntimeConfiguration.Snapshot, cache: [TokenCacheEntrySnapshot], readiness: Readiness,
+        tokenStats: TokenCacheStats = TokenCacheStats()
     ) -> JSONValue {
         let config = snapshot.config
         let mtls = Set(
@@ -25,7 +26,8 @@ enum CredentialsView {
                     config.externalCredentials.map { credential in
                         external(
                             credential, fetched: readiness.hasFetched(credential.name),
-                            cachedTokens: cache.count { $0.key.externalCredential == credential.name })
+                            cachedTokens: cache.count { $0.key.externalCredential == credential.name },
+                            tokens: tokenStats.perCredential[credential.name] ?? CredentialTokenStats())
                     })
             ),
             (
@@ -54,7 +56,12 @@ enum CredentialsView {
         ])
     }
 
-    static func external(_ e: ExternalCredentialConfig, fetched: Bool, cachedTokens: Int) -> JSONValue {
+    /// `issued_token_lifetime_seconds`: the lifetime of the last token the identity provider
+    /// issued; `callouts_waited_for_token`: callouts that waited for a fetch instead of being
+    /// served a cached token.
+    static func external(
+        _ e: ExternalCredentialConfig, fetched: Bool, cachedTokens: Int, tokens: CredentialTokenStats
+    ) -> JSONValue {
         JSON.object([
             ("name", .string(e.name)), ("label", .string(e.label)),
             ("identity_provider_url", .string(redactUserInfo(e.identityProviderURL))),
@@ -68,6 +75,9 @@ enum CredentialsView {
             ("custom_headers", JSON.strings(e.customHeaders.map(\.name))),
             ("identity_provider_client_certificate", JSON.string(e.identityProviderClientCertificate)),
             ("token_fetched_once", .bool(fetched)), ("cached_tokens", JSON.int(cachedTokens)),
+            ("prefetch", .bool(e.prefetch)),
+            ("issued_token_lifetime_seconds", JSON.seconds(tokens.issuedLifetimeSeconds)),
+            ("callouts_waited_for_token", JSON.int(tokens.waits)),
             (
                 "principals",
                 .array(

@@ -390,13 +390,16 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         if !retried {
             let decision = RetryDecision.decide(
                 status: Int(response.status.code), attempt: 1, injectedToken: token != nil,
-                bodyReplayable: bodyReplayable, credential: plan.credential)
+                bodyReplayable: bodyReplayable, credential: plan.credential,
+                refreshGuarded: token?.isRefreshGuarded() ?? false)
             switch decision {
             case .refreshAndReplay where token != nil:
                 // Read the refused response to its end, then refresh and send again.
                 stage = .discarding
                 discardedBytes = 0
                 return
+            case .deliverRefreshGuarded:
+                services.observer.refreshGuarded(namedCredential: plan.named.name)
             case .deliverNotReplayable:
                 log.notReplayed = true
                 services.observer.refreshNotReplayed(namedCredential: plan.named.name)

@@ -48,7 +48,8 @@ final class CalloutPlan: Sendable {
 
     func formulaContext(token: IssuedToken?, allowSecrets: Bool) -> FormulaContext {
         let parameters = credential.formulaParameters(
-            principal: principal, accessToken: token?.accessToken, tokenType: token?.tokenType ?? "Bearer")
+            principal: principal, accessToken: token?.accessToken, tokenType: token?.tokenType ?? "Bearer",
+            scope: token?.scope)
         return FormulaContext(
             user: identity.user, credentials: [credential.name: parameters], allowSecrets: allowSecrets,
             namedCredentialName: named.name, namedCredentialURL: named.url.absoluteString,

@@ -21,6 +21,11 @@ struct MetricsObserver: CalloutObserver {
         metrics.refreshNotReplayed(namedCredential: label)
     }
 
+    func refreshGuarded(namedCredential: String) {
+        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        metrics.refreshGuarded(namedCredential: label)
+    }
+
     func connectionRejected() { metrics.connectionRejected() }
 
     func connectionSetupFailed(kind: String) { metrics.connectionSetupFailed(kind: kind) }
@@ -45,6 +50,10 @@ struct CompositeObserver: CalloutObserver {
 
     func refreshNotReplayed(namedCredential: String) {
         for o in observers { o.refreshNotReplayed(namedCredential: namedCredential) }
+    }
+
+    func refreshGuarded(namedCredential: String) {
+        for o in observers { o.refreshGuarded(namedCredential: namedCredential) }
     }
 
     func connectionRejected() {

@@ -31,6 +31,10 @@ public final class ProxyMetrics: Sendable {
         public static let calloutDuration = "callout_request_duration_seconds"
         public static let upstreamDuration = "callout_upstream_duration_seconds"
         public static let notReplayed = "callout_refresh_not_replayed_total"
+        public static let refreshGuarded = "callout_refresh_guarded_total"
+        public static let tokenWaits = "callout_token_waits_total"
+        public static let tokenLifetime = "callout_token_issued_lifetime_seconds"
+        public static let shortTokenLifetimes = "callout_token_short_lifetime_total"
         public static let connectionsRejected = "callout_connections_rejected_total"
         public static let connectionSetupFailures = "callout_connection_setup_failures_total"
         public static let upstreamDesync = "callout_upstream_desync_total"
@@ -129,6 +133,20 @@ public final class ProxyMetrics: Sendable {
         .increment()
     }
 
+    func refreshGuarded(namedCredential: String) {
+        CoreMetrics.Counter(
+            label: Name.refreshGuarded, dimensions: [("named_credential", namedCredential)], factory: factory
+        ).increment()
+    }
+
+    /// The first short-lived token of an external credential (logged once as well).
+    func shortTokenLifetime(externalCredential: String) {
+        CoreMetrics.Counter(
+            label: Name.shortTokenLifetimes, dimensions: [("external_credential", externalCredential)],
+            factory: factory
+        ).increment()
+    }
+
     func connectionRejected() {
         CoreMetrics.Counter(label: Name.connectionsRejected, factory: factory).increment()
     }
@@ -199,6 +217,10 @@ public final class ProxyMetrics: Sendable {
             current.evictions = max(current.evictions, previous.evictions)
             current.fetchFailures = max(current.fetchFailures, previous.fetchFailures)
             current.failFasts = max(current.failFasts, previous.failFasts)
+            for (credential, stats) in previous.perCredential {
+                current.perCredential[credential, default: stats].waits = max(
+                    current.perCredential[credential]?.waits ?? 0, stats.waits)
+            }
             reported = current
             return (previous, current)
         }
@@ -214,6 +236,17 @@ public final class ProxyMetrics: Sendable {
         ]
         for (name, delta) in deltas where delta > 0 {
             CoreMetrics.Counter(label: name, factory: factory).increment(by: Int64(delta))
+        }
+        for (credential, stats) in current.perCredential {
+            let dimensions = [("external_credential", credential)]
+            if let lifetime = stats.issuedLifetimeSeconds {
+                CoreMetrics.Gauge(label: Name.tokenLifetime, dimensions: dimensions, factory: factory).record(lifetime)
+            }
+            let delta = stats.waits - (previous.perCredential[credential]?.waits ?? 0)
+            if delta > 0 {
+                CoreMetrics.Counter(label: Name.tokenWaits, dimensions: dimensions, factory: factory)
+                    .increment(by: Int64(delta))
+            }
         }
         return registry.emitToString()
     }

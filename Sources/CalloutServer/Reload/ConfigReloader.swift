@@ -78,6 +78,7 @@ public final class ConfigReloader: Sendable {
         ("token_refresh_ahead_ratio", { $0.tokenRefreshAheadRatio }),
         ("token_expiry_skew_seconds", { $0.tokenExpirySkewSeconds }),
         ("default_token_lifetime_seconds", { $0.defaultTokenLifetimeSeconds }),
+        ("min_token_refresh_interval_seconds", { $0.minTokenRefreshIntervalSeconds }),
     ]
 
     /// Reloads from ``source``. `trigger` names what asked (`SIGHUP`, `admin`) for the log.

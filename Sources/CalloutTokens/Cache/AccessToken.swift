@@ -14,6 +14,9 @@ public struct AccessToken: Sendable, Equatable {
     public let issuedAt: Double
     public let expiresAt: Double
     public let id: UInt64
+    /// True when this token was fetched because an upstream refused its predecessor: if it is
+    /// refused too within `min_token_refresh_interval_seconds`, it is not refreshed again.
+    public let replacesRefused: Bool
 
     public init(
         value: String,
@@ -21,8 +24,10 @@ public struct AccessToken: Sendable, Equatable {
         scope: String?,
         issuedAt: Double,
         expiresAt: Double,
-        id: UInt64
+        id: UInt64,
+        replacesRefused: Bool = false
     ) {
+        self.replacesRefused = replacesRefused
         self.value = value
         self.tokenType = tokenType
         self.scope = scope

@@ -14,20 +14,32 @@ public final class TokenCache: Sendable {
         var machine: TokenCacheStateMachine
         var continuations: [TokenCacheStateMachine.WaiterID: CheckedContinuation<AccessToken, any Error>] = [:]
         var nextWaiterID: TokenCacheStateMachine.WaiterID = 1
+        /// How to fetch each key of a `prefetch = true` credential, for refreshes without traffic.
+        var prefetchers: [TokenCacheKey: Fetch] = [:]
+        var prefetchRunning = false
     }
+
+    /// How often keys registered for prefetch are checked (0.25 s): well under the refresh-ahead
+    /// window of the shortest lifetimes the cache serves without waits (1 s tokens: 0.15 s).
+    public static let prefetchCheckInterval: Duration = .milliseconds(250)
 
     private let state: LockedState<State>
     private let clock: @Sendable () -> Double
     private let random: @Sendable () -> Double
+    private let notices: @Sendable (ShortLifetimeNotice) -> Void
 
     /// - Parameters:
     ///   - clock: seconds on a monotonic clock; the default counts from the cache's creation.
     ///   - random: jitter source in 0...1 for backoff.
+    ///   - notices: told once per external credential whose identity provider issues short-lived
+    ///     tokens (a log warning and a metric).
     public init(
         settings: TokenCacheSettings = TokenCacheSettings(),
         clock: (@Sendable () -> Double)? = nil,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+        notices: @escaping @Sendable (ShortLifetimeNotice) -> Void = { _ in }
     ) {
+        self.notices = notices
         self.state = LockedState(State(machine: TokenCacheStateMachine(settings: settings)))
         if let clock {
             self.clock = clock
@@ -152,6 +164,48 @@ public final class TokenCache: Sendable {
 
     public var stats: TokenCacheStats { state.withLock { $0.machine.stats } }
 
+    /// Refreshes `key`'s token before it becomes unusable even without traffic, while the key is
+    /// used within its token's lifetime. Registering again is cheap; the first registration starts
+    /// a periodic check (every ``prefetchCheckInterval``) that ends with the cache.
+    public func registerPrefetch(_ key: TokenCacheKey, fetch: @escaping Fetch) {
+        let startLoop = state.withLock { state -> Bool in
+            if state.prefetchers[key] == nil { state.prefetchers[key] = fetch }
+            defer { state.prefetchRunning = true }
+            return !state.prefetchRunning
+        }
+        guard startLoop else { return }
+        Task { [weak self] in
+            while true {
+                try? await Task.sleep(for: Self.prefetchCheckInterval)
+                guard let cache = self else { return }
+                cache.prefetchDue()
+            }
+        }
+    }
+
+    /// One prefetch pass: starts the due refreshes of registered keys and forgets keys the cache
+    /// no longer holds. Returns how many refreshes started.
+    @discardableResult
+    public func prefetchDue() -> Int {
+        let now = clock()
+        let due = state.withLock { state -> [(TokenCacheKey, TokenCacheStateMachine.FetchID, Fetch)] in
+            let prefetchers = state.prefetchers.filter { state.machine.contains($0.key) }
+            state.prefetchers = prefetchers
+            return state.machine.prefetch(now: now, where: { prefetchers[$0] != nil }).compactMap { started in
+                prefetchers[started.key].map { (started.key, started.fetch, $0) }
+            }
+        }
+        for (key, fetchID, fetch) in due { startFetch(fetchID, key: key, fetch: fetch) }
+        return due.count
+    }
+
+    /// Seconds during which a refusal of `token` goes back to the caller without a refresh (the
+    /// refresh storm guard), or `nil` when a refusal may refresh it.
+    public func refreshGuardRemaining(_ token: AccessToken) -> Double? {
+        let now = clock()
+        return state.withLock { $0.machine.refreshGuardRemaining(token, now: now) }
+    }
+
     private func startFetch(
         _ fetchID: TokenCacheStateMachine.FetchID, key: TokenCacheKey, fetch: @escaping Fetch
     ) {
@@ -174,14 +228,16 @@ public final class TokenCache: Sendable {
         let now = clock()
         switch outcome {
         case .success(let response):
-            let (token, waiting) = state.withLock { state in
+            let (token, waiting, notice) = state.withLock { state in
                 let (token, completion) = state.machine.fetchSucceeded(
                     key, fetch: fetchID, response: response, now: now)
                 return (
-                    token, completion.waiters.compactMap { state.continuations.removeValue(forKey: $0) }
+                    token, completion.waiters.compactMap { state.continuations.removeValue(forKey: $0) },
+                    completion.shortLifetime
                 )
             }
             for continuation in waiting { continuation.resume(returning: token) }
+            if let notice { notices(notice) }
         case .failure(let error):
             let jitter = random()
             let retryAfter = (error as? any TokenAcquisitionError)?.retryAfterSeconds

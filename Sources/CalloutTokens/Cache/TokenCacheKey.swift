@@ -1,31 +1,77 @@
+import CalloutCore
 import Crypto
 
-/// Identifies one cached token: the external credential, the principal acting, the evaluated
-/// scope and the evaluated assertion claims that vary per request (per-user formulas give
-/// per-user tokens).
+/// Who a token is issued to and by: everything of the configuration that decides the token.
+/// Two configurations that differ in any of these never share a cache entry, so a fetch started
+/// under an old configuration (before a reload) can never fill the cache a new one reads.
+public struct TokenIssuer: Hashable, Sendable {
+    public let externalCredential: String
+    public let principal: String
+    public let clientId: String
+    /// The token endpoint.
+    public let identityProviderURL: String
+    /// SHA-256 (hex) of the signing key's public key (SubjectPublicKeyInfo DER); empty when unknown.
+    public let signingKeyFingerprint: String
+    /// The JWS algorithm of the assertion.
+    public let algorithm: String
+    /// The authentication flow (there is one today; it is part of the key so a second cannot share).
+    public let flow: String
+    /// The `[[certificate]]` presented as a TLS client certificate to the identity provider.
+    public let identityProviderClientCertificate: String?
+
+    public init(
+        externalCredential: String, principal: String, clientId: String = "", identityProviderURL: String = "",
+        signingKeyFingerprint: String = "", algorithm: String = "",
+        flow: String = ExternalCredentialConfig.authenticationFlow, identityProviderClientCertificate: String? = nil
+    ) {
+        self.externalCredential = externalCredential
+        self.principal = principal
+        self.clientId = clientId
+        self.identityProviderURL = identityProviderURL
+        self.signingKeyFingerprint = signingKeyFingerprint
+        self.algorithm = algorithm
+        self.flow = flow
+        self.identityProviderClientCertificate = identityProviderClientCertificate
+    }
+}
+
+/// Identifies one cached token: its ``TokenIssuer`` (credential, principal, client id, identity
+/// provider, signing key, algorithm, flow), the evaluated scope and the evaluated inputs of the
+/// assertion that vary per caller (per-user formulas give per-user tokens).
 ///
-/// The claims that change on every assertion (`iat`, `nbf`, `exp`, `jti`) are left out.
+/// The claims that change on every assertion (`iat`, `nbf`, `exp`, `jti`) are left out; for a
+/// formula that reads the clock or randomness, the values of the merge fields it reads stand in
+/// for its value (see `TokenPreparation`).
 public struct TokenCacheKey: Hashable, Sendable {
     /// Claims that differ on every assertion and so never take part in the key.
     public static let volatileClaims: Set<String> = ["iat", "nbf", "exp", "jti"]
 
-    public let externalCredential: String
-    public let principal: String
+    public let issuer: TokenIssuer
     public let scope: String?
     /// `k=v` pairs sorted by name and joined with `&`; `\`, `&` and `=` inside names and values
     /// are escaped with `\`, so distinct claim sets never collide.
     public let canonicalClaims: String
 
+    public var externalCredential: String { issuer.externalCredential }
+    public var principal: String { issuer.principal }
+
+    public init(issuer: TokenIssuer, scope: String?, claims: [String: String] = [:]) {
+        self.issuer = issuer
+        self.scope = scope
+        self.canonicalClaims = Self.canonicalize(claims)
+    }
+
+    /// A key naming only the credential and principal, for code that never signs (the cache's
+    /// own tests and views).
     public init(
         externalCredential: String,
         principal: String,
         scope: String?,
         claims: [String: String] = [:]
     ) {
-        self.externalCredential = externalCredential
-        self.principal = principal
-        self.scope = scope
-        self.canonicalClaims = Self.canonicalize(claims)
+        self.init(
+            issuer: TokenIssuer(externalCredential: externalCredential, principal: principal), scope: scope,
+            claims: claims)
     }
 
     /// The canonical string for a claim set, without the volatile claims.
@@ -51,11 +97,7 @@ public struct TokenCacheKey: Hashable, Sendable {
     /// data, so they are never shown.
     public var claimsDigest: String {
         guard !canonicalClaims.isEmpty else { return "-" }
-        let digest = SHA256.hash(data: Array(canonicalClaims.utf8))
-        return digest.prefix(6).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return Hex.encode(SHA256.hash(data: Array(canonicalClaims.utf8)).prefix(6))
     }
 }
 

@@ -6,6 +6,7 @@ struct TokenCacheLRU<Value> {
         var value: Value?
         var previous: Int  // towards most recently used; -1 for none
         var next: Int  // towards least recently used; -1 for none
+        var usedAt: Double  // when it was last touched, on the cache's clock
     }
 
     private var index: [TokenCacheKey: Int] = [:]
@@ -34,22 +35,26 @@ struct TokenCacheLRU<Value> {
 
     func key(at slot: Int) -> TokenCacheKey { slots[slot].key }
 
-    /// Marks a slot most recently used.
-    mutating func touch(_ slot: Int) {
+    /// When a live slot was last inserted or touched.
+    func usedAt(_ slot: Int) -> Double { slots[slot].usedAt }
+
+    /// Marks a slot most recently used, at `now`.
+    mutating func touch(_ slot: Int, now: Double) {
+        slots[slot].usedAt = now
         guard head != slot else { return }
         unlink(slot)
         pushFront(slot)
     }
 
     /// Inserts a new key as most recently used; the key must be absent.
-    mutating func insert(_ key: TokenCacheKey, _ value: Value) -> Int {
+    mutating func insert(_ key: TokenCacheKey, _ value: Value, now: Double) -> Int {
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = free
-            slots[slot] = Slot(key: key, value: value, previous: -1, next: -1)
+            slots[slot] = Slot(key: key, value: value, previous: -1, next: -1, usedAt: now)
         } else {
             slot = slots.count
-            slots.append(Slot(key: key, value: value, previous: -1, next: -1))
+            slots.append(Slot(key: key, value: value, previous: -1, next: -1, usedAt: now))
         }
         index[key] = slot
         pushFront(slot)

@@ -5,7 +5,13 @@
 /// Per key the state is one of: absent, `fetching` (no usable token; waiters queued on one
 /// fetch), `fresh(token)`, `refreshingAhead(token)` (served while one background fetch runs),
 /// `backingOff` (the identity provider failed; fail fast until a deadline, still serving a
-/// token that remains usable).
+/// token that remains usable), `refused` (an upstream refused the token; the next request fetches
+/// a replacement, which the refresh storm guard then protects).
+///
+/// Lifetimes: a token is usable until `expiresAt - skew`, where the skew is the configured one,
+/// reduced to a quarter of the lifetime for short-lived tokens; refresh-ahead is due once
+/// `refreshAheadRatio` of that usable life has passed, so a token in use is replaced before it
+/// becomes unusable whatever its lifetime.
 public struct TokenCacheStateMachine: Sendable {
     public typealias WaiterID = UInt64
     public typealias FetchID = UInt64
@@ -16,6 +22,8 @@ public struct TokenCacheStateMachine: Sendable {
         var waiters: [WaiterID]
         /// Consecutive failures before this fetch.
         var failuresBefore: Int
+        /// Started because an upstream refused the key's previous token.
+        var afterRefusal = false
     }
 
     struct Backoff: Sendable {
@@ -31,11 +39,12 @@ public struct TokenCacheStateMachine: Sendable {
         case fresh(AccessToken)
         case refreshingAhead(AccessToken, Fetch)
         case backingOff(Backoff)
+        case refused
 
         var fetch: Fetch? {
             switch self {
             case .fetching(let fetch), .refreshingAhead(_, let fetch): fetch
-            case .fresh, .backingOff: nil
+            case .fresh, .backingOff, .refused: nil
             }
         }
     }
@@ -57,6 +66,8 @@ public struct TokenCacheStateMachine: Sendable {
         /// False when the key was removed while the fetch ran: its waiters get the result but it
         /// is not cached.
         public var cached: Bool
+        /// Set for the first short-lived token of an external credential: report it once.
+        public var shortLifetime: ShortLifetimeNotice? = nil
     }
 
     public let settings: TokenCacheSettings
@@ -66,6 +77,8 @@ public struct TokenCacheStateMachine: Sendable {
     private var nextFetchID: FetchID = 1
     private var nextTokenID: UInt64 = 1
     private var counters = TokenCacheStats()
+    /// External credentials whose short token lifetime has been reported.
+    private var shortLifetimeReported: Set<String> = []
 
     public init(settings: TokenCacheSettings = TokenCacheSettings()) {
         self.settings = settings
@@ -80,15 +93,21 @@ public struct TokenCacheStateMachine: Sendable {
     public mutating func request(_ key: TokenCacheKey, now: Double, waiter: WaiterID?)
         -> RequestAction
     {
+        let action = decide(key, now: now, waiter: waiter)
+        if case .wait = action { counters[credential: key.externalCredential].waits += 1 }
+        return action
+    }
+
+    private mutating func decide(_ key: TokenCacheKey, now: Double, waiter: WaiterID?) -> RequestAction {
         guard let slot = entries.slot(for: key) else {
             guard let waiter else { return .needsWaiter }
             counters.misses += 1
             let fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: 0)
             evictIfFull()
-            _ = entries.insert(key, .fetching(fetch))
+            _ = entries.insert(key, .fetching(fetch), now: now)
             return .wait(startFetch: fetch.id)
         }
-        entries.touch(slot)
+        entries.touch(slot, now: now)
         switch entries[slot] {
         case .fresh(let token):
             if isUsable(token, now: now) {
@@ -119,6 +138,14 @@ public struct TokenCacheStateMachine: Sendable {
             fetch.waiters.append(waiter)
             entries[slot] = .fetching(fetch)
             return .wait(startFetch: nil)
+
+        case .refused:
+            guard let waiter else { return .needsWaiter }
+            counters.misses += 1
+            var fetch = makeFetch(now: now, waiters: [waiter], failuresBefore: 0)
+            fetch.afterRefusal = true
+            entries[slot] = .fetching(fetch)
+            return .wait(startFetch: fetch.id)
 
         case .backingOff(var backoff):
             if let token = backoff.token, isUsable(token, now: now) {
@@ -166,7 +193,7 @@ public struct TokenCacheStateMachine: Sendable {
                     state = .refreshingAhead(token, fetch)
                     return true
                 }
-            case .fresh, .backingOff:
+            case .fresh, .backingOff, .refused:
                 break
             }
         }
@@ -179,6 +206,30 @@ public struct TokenCacheStateMachine: Sendable {
         }
         return false
     }
+
+    // MARK: Prefetch
+
+    /// Starts a background refresh for every key passing `eligible` whose token is due for
+    /// refresh-ahead, still usable, and was used within its lifetime (a key nobody uses stops
+    /// being prefetched after one lifetime). O(n): run periodically, not per request.
+    public mutating func prefetch(now: Double, where eligible: (TokenCacheKey) -> Bool) -> [(
+        key: TokenCacheKey, fetch: FetchID
+    )] {
+        var started: [(key: TokenCacheKey, fetch: FetchID)] = []
+        for slot in entries.slotsInOrder {
+            guard case .fresh(let token) = entries[slot], isUsable(token, now: now), isDueForRefresh(token, now: now),
+                now - entries.usedAt(slot) < token.lifetime, eligible(entries.key(at: slot))
+            else { continue }
+            counters.refreshAheadRuns += 1
+            let fetch = makeFetch(now: now, waiters: [], failuresBefore: 0)
+            entries[slot] = .refreshingAhead(token, fetch)
+            started.append((entries.key(at: slot), fetch.id))
+        }
+        return started
+    }
+
+    /// Whether `key` is held (with a token, a fetch or a backoff).
+    public func contains(_ key: TokenCacheKey) -> Bool { entries.slot(for: key) != nil }
 
     // MARK: Fetch results
 
@@ -198,11 +249,23 @@ public struct TokenCacheStateMachine: Sendable {
             scope: response.scope,
             issuedAt: startedAt,
             expiresAt: startedAt + Double(response.expiresIn),
-            id: nextTokenID
+            id: nextTokenID,
+            replacesRefused: fetch?.afterRefusal ?? false
         )
         nextTokenID += 1
         if let slot { entries[slot] = .fresh(token) }
-        return (token, Completion(waiters: fetch?.waiters ?? [], cached: slot != nil))
+        var completion = Completion(waiters: fetch?.waiters ?? [], cached: slot != nil)
+        let credential = key.externalCredential
+        let lifetime = Double(response.expiresIn)
+        counters[credential: credential].issuedLifetimeSeconds = lifetime
+        if isShortLived(token), shortLifetimeReported.insert(credential).inserted {
+            counters[credential: credential].shortLifetimes += 1
+            completion.shortLifetime = ShortLifetimeNotice(
+                externalCredential: credential, lifetimeSeconds: lifetime,
+                configuredSkewSeconds: settings.expirySkewSeconds, skewSeconds: expirySkew(for: token),
+                refreshAfterSeconds: refreshAfter(token))
+        }
+        return (token, completion)
     }
 
     /// A fetch failed. Its waiters get `error`; the key backs off exponentially (with jitter, at
@@ -250,11 +313,12 @@ public struct TokenCacheStateMachine: Sendable {
 
     // MARK: Invalidation
 
-    /// Drops the cached token only if it is the one with `tokenID`: the first of a burst of
-    /// 401s for one token invalidates it, the rest find a newer token (or a fetch) and do
-    /// nothing. Returns whether a token was dropped.
+    /// Drops the cached token only if it is the one with `tokenID` (an upstream refused it): the
+    /// first of a burst of 401s for one token invalidates it, the rest find a newer token (or a
+    /// fetch) and do nothing. The replacement is marked ``AccessToken/replacesRefused``.
+    /// Returns whether a token was dropped.
     public mutating func invalidate(_ key: TokenCacheKey, ifTokenID tokenID: UInt64) -> Bool {
-        dropToken(key) { $0.id == tokenID }
+        dropToken(key, refused: true) { $0.id == tokenID }
     }
 
     /// Drops the cached token for `key` whatever it is, and any backoff. A fetch in flight keeps
@@ -266,7 +330,7 @@ public struct TokenCacheStateMachine: Sendable {
             counters.invalidations += 1
             return true
         }
-        return dropToken(key) { _ in true }
+        return dropToken(key, refused: false) { _ in true }
     }
 
     /// Removes every key matching `predicate`, tokens and backoffs alike. Fetches in flight for
@@ -300,14 +364,39 @@ public struct TokenCacheStateMachine: Sendable {
 
     // MARK: Helpers
 
-    /// A token is usable strictly before `expiresAt - expirySkew`.
-    public func isUsable(_ token: AccessToken, now: Double) -> Bool {
-        now < token.expiresAt - settings.expirySkewSeconds
+    /// The skew for `token`: the configured one, at most a quarter of the token's lifetime.
+    public func expirySkew(for token: AccessToken) -> Double {
+        min(settings.expirySkewSeconds, max(0, token.lifetime) * TokenCacheSettings.maxSkewShareOfLifetime)
     }
 
-    /// True once `refreshAheadRatio` of the token's lifetime has passed.
+    /// A token is usable strictly before `expiresAt - expirySkew(for:)`.
+    public func isUsable(_ token: AccessToken, now: Double) -> Bool {
+        now < token.expiresAt - expirySkew(for: token)
+    }
+
+    /// Seconds after issue at which refresh-ahead is due: `refreshAheadRatio` of the usable life.
+    public func refreshAfter(_ token: AccessToken) -> Double {
+        settings.refreshAheadRatio * max(0, token.lifetime - expirySkew(for: token))
+    }
+
+    /// True once `refreshAheadRatio` of the token's usable life (`lifetime - skew`) has passed.
     public func isDueForRefresh(_ token: AccessToken, now: Double) -> Bool {
-        now >= token.issuedAt + settings.refreshAheadRatio * token.lifetime
+        now >= token.issuedAt + refreshAfter(token)
+    }
+
+    /// True for a token living less than ``TokenCacheSettings/shortLifetimeFactor`` times the
+    /// configured skew: its skew was reduced.
+    public func isShortLived(_ token: AccessToken) -> Bool {
+        token.lifetime < TokenCacheSettings.shortLifetimeFactor * settings.expirySkewSeconds
+    }
+
+    /// The refresh storm guard: seconds during which a refusal of `token` is handed to the caller
+    /// without another fetch, or `nil` when a refusal may refresh it. Only a token that replaced
+    /// a refused one is guarded, for `minRefreshIntervalSeconds` after its fetch started.
+    public func refreshGuardRemaining(_ token: AccessToken, now: Double) -> Double? {
+        guard token.replacesRefused else { return nil }
+        let remaining = token.issuedAt + settings.minRefreshIntervalSeconds - now
+        return remaining > 0 ? remaining : nil
     }
 
     private mutating func makeFetch(now: Double, waiters: [WaiterID], failuresBefore: Int) -> Fetch {
@@ -323,18 +412,21 @@ public struct TokenCacheStateMachine: Sendable {
         return (orphans.removeValue(forKey: fetchID), nil)
     }
 
-    private mutating func dropToken(_ key: TokenCacheKey, if matches: (AccessToken) -> Bool) -> Bool {
+    private mutating func dropToken(
+        _ key: TokenCacheKey, refused: Bool, if matches: (AccessToken) -> Bool
+    ) -> Bool {
         guard let slot = entries.slot(for: key) else { return false }
         switch entries[slot] {
         case .fresh(let token) where matches(token):
-            entries.remove(slot)
-        case .refreshingAhead(let token, let fetch) where matches(token):
+            if refused { entries[slot] = .refused } else { entries.remove(slot) }
+        case .refreshingAhead(let token, var fetch) where matches(token):
+            fetch.afterRefusal = fetch.afterRefusal || refused
             entries[slot] = .fetching(fetch)
         case .backingOff(var backoff):
             guard let token = backoff.token, matches(token) else { return false }
             backoff.token = nil
             entries[slot] = .backingOff(backoff)
-        case .fresh, .refreshingAhead, .fetching:
+        case .fresh, .refreshingAhead, .fetching, .refused:
             return false
         }
         counters.invalidations += 1

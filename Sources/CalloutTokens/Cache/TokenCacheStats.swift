@@ -18,6 +18,25 @@ public struct TokenCacheStats: Sendable, Equatable {
     public var failFasts = 0
     /// Keys currently held.
     public var size = 0
+    /// Per external credential name.
+    public var perCredential: [String: CredentialTokenStats] = [:]
+
+    public init() {}
+
+    subscript(credential name: String) -> CredentialTokenStats {
+        get { perCredential[name] ?? CredentialTokenStats() }
+        set { perCredential[name] = newValue }
+    }
+}
+
+/// What one external credential's tokens look like: for the admin view and the metrics.
+public struct CredentialTokenStats: Sendable, Equatable {
+    /// The lifetime of the last token the identity provider issued, in seconds.
+    public var issuedLifetimeSeconds: Double?
+    /// Requests that waited for a fetch (started or joined) instead of being served a token.
+    public var waits = 0
+    /// Short-lifetime reports (at most one per external credential).
+    public var shortLifetimes = 0
 
     public init() {}
 }
@@ -29,6 +48,8 @@ public struct TokenCacheEntrySnapshot: Sendable, Equatable {
         case refreshingAhead = "refreshing_ahead"
         case fetching
         case backingOff = "backing_off"
+        /// An upstream refused the token; the next request fetches a replacement.
+        case refused
     }
 
     public var key: TokenCacheKey
@@ -66,6 +87,8 @@ public struct TokenCacheEntrySnapshot: Sendable, Equatable {
             status = .fetching
             waiters = fetch.waiters.count
             consecutiveFailures = fetch.failuresBefore
+        case .refused:
+            status = .refused
         case .backingOff(let backoff):
             status = .backingOff
             token = backoff.token

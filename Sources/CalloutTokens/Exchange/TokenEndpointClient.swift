@@ -97,6 +97,11 @@ public struct TokenEndpointClient: Sendable {
 
     /// Gets a token. Throws ``TokenExchangeError`` (or `CancellationError` if the task is
     /// cancelled).
+    ///
+    /// Every exchange that reaches a verdict writes one audit line at info, `token exchange`, to
+    /// match the identity provider's own logs: external credential, principal, client id, the
+    /// signed assertion's `jti`, scope, outcome, the identity provider's HTTP status, duration,
+    /// `expires_in` and the expiry as Unix seconds. Never the token or the assertion.
     public func fetchToken(_ request: TokenRequest) async throws -> TokenResponse {
         let started = ContinuousClock.now
         var logger = self.logger
@@ -104,8 +109,18 @@ public struct TokenEndpointClient: Sendable {
         logger[metadataKey: "principal"] = request.principal.map { .string($0) }
         logger[metadataKey: "client_id"] = .string(request.clientId)
         logger[metadataKey: "jti"] = request.assertionID.map { .string($0) }
+        logger[metadataKey: "scope"] = .string(request.scope ?? "")
+        var status: Int?
+        func audit(_ outcome: String, _ extra: Logger.Metadata = [:]) {
+            var metadata: Logger.Metadata = [
+                "outcome": .string(outcome), "idp_status": .string(status.map(String.init) ?? "none"),
+                "duration_ms": "\(milliseconds(since: started))",
+            ]
+            metadata.merge(extra) { $1 }
+            logger.info("token exchange", metadata: metadata)
+        }
         do {
-            let response = try await exchange(request, logger: logger)
+            let response = try await exchange(request, logger: logger, status: &status)
             // A token whose whole lifetime went by during the exchange is never handed out.
             let elapsed = milliseconds(since: started)
             if elapsed >= Int64(response.expiresIn) * 1000 {
@@ -114,15 +129,17 @@ public struct TokenEndpointClient: Sendable {
                 )
             }
             report(request, "success", since: started)
-            logger.info(
-                "token fetched",
-                metadata: [
-                    "outcome": "success", "duration_ms": "\(milliseconds(since: started))",
-                    "expires_in": "\(response.expiresIn)", "token_type": .string(response.tokenType),
+            audit(
+                "success",
+                [
+                    "expires_in": "\(response.expiresIn)",
+                    "expires_at": "\(Int64(wallClock()) + Int64(response.expiresIn))",
+                    "token_type": .string(response.tokenType),
                 ])
             return response
         } catch let error as TokenExchangeError {
             report(request, error.code, since: started)
+            audit(error.code)
             logger.warning(
                 "token fetch failed",
                 metadata: [
@@ -137,7 +154,9 @@ public struct TokenEndpointClient: Sendable {
         }
     }
 
-    private func exchange(_ request: TokenRequest, logger: Logger) async throws -> TokenResponse {
+    private func exchange(_ request: TokenRequest, logger: Logger, status reported: inout Int?) async throws
+        -> TokenResponse
+    {
         try validate(request)
         let secrets =
             [request.clientAssertion]
@@ -157,6 +176,7 @@ public struct TokenEndpointClient: Sendable {
             let response = try await httpClient.execute(
                 httpRequest, timeout: timeAmount(limits.timeout), logger: nil)
             status = Int(response.status.code)
+            reported = status
             retryAfter = response.headers.first(name: "Retry-After")
             if let length = response.headers.first(name: "Content-Length").flatMap(Int.init),
                 length > limits.maxResponseBytes

@@ -11,8 +11,10 @@ public struct AssertionRequest: Sendable {
     public var algorithm: SigningAlgorithm
     /// `exp` = `now` + this. Must be positive.
     public var expirationSeconds: Int64
-    /// The current time in seconds since the epoch: `iat` and `nbf`.
+    /// The current time in seconds since the epoch: `iat`, and `nbf` less `notBeforeSkewSeconds`.
     public var now: Int64
+    /// `nbf` is set this many seconds before `now`, for identity providers whose clock is behind.
+    public var notBeforeSkewSeconds: Int64 = 0
     /// The unique assertion id (`jti`).
     public var jti: String
     /// Body claims, in order: each overrides a default claim of the same name or adds one.

@@ -30,9 +30,10 @@ public enum JWTAssertion {
     }
 
     /// The claims, members in this order: `iss`, `sub`, `aud`, `iat`, `nbf`, `exp`, `jti`, then
-    /// added claims. Defaults: `iss` = `sub` = client id, `aud` = audience, `iat` = `nbf` = now,
-    /// `exp` = now + expirationSeconds. Request claims replace defaults of the same name or are
-    /// appended.
+    /// added claims. Defaults: `iss` = `sub` = client id, `aud` = audience, `iat` = now,
+    /// `nbf` = now - notBeforeSkewSeconds, `exp` = now + expirationSeconds. Request claims replace
+    /// defaults of the same name or are appended. (This is the signer; the configuration refuses
+    /// `iat`, `nbf` and `jti` claims, and `TokenPreparation` never passes them.)
     public static func claims(for request: AssertionRequest) throws -> JSONObject {
         guard request.expirationSeconds > 0 else { throw AssertionBuildError.nonPositiveExpiration }
         var claims = JSONObject()
@@ -40,7 +41,7 @@ public enum JWTAssertion {
         claims["sub"] = .string(request.clientId)
         claims["aud"] = .string(request.audience)
         claims["iat"] = .integer(request.now)
-        claims["nbf"] = .integer(request.now)
+        claims["nbf"] = .integer(request.now - max(0, request.notBeforeSkewSeconds))
         claims["exp"] = .integer(request.now + request.expirationSeconds)
         claims["jti"] = .string(request.jti)
         for claim in request.claims {

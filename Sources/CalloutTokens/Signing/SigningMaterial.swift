@@ -1,10 +1,14 @@
 import CalloutCore
+import Crypto
 import Foundation
 
 /// A signing key and, optionally, its certificate (whose thumbprints go in the JWS header).
 public struct SigningMaterial: Sendable {
     public let key: SigningKey
     public let certificate: CertificateInfo?
+    /// SHA-256 (lowercase hex) of the public key's SubjectPublicKeyInfo DER: identifies the key in
+    /// token cache keys without revealing anything of the private key.
+    public let publicKeyFingerprint: String
 
     /// Pairs a key and certificate; throws `KeyLoadError.certificateKeyMismatch` if the
     /// certificate is not for this key.
@@ -12,6 +16,7 @@ public struct SigningMaterial: Sendable {
         if let certificate, !certificate.matches(key) { throw KeyLoadError.certificateKeyMismatch }
         self.key = key
         self.certificate = certificate
+        self.publicKeyFingerprint = Hex.encode(SHA256.hash(data: key.publicKeyDER))
     }
 
     /// Loads a key (and certificate) from PEM text. See `SigningKey.init(pem:passphrase:)`.
