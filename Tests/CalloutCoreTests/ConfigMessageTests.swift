@@ -194,7 +194,7 @@ import Testing
         var alias: String?
         let result = CalloutRouter.route(
             config: config, identityResolver: IdentityResolver(settings: config.proxy, callers: []), method: "GET",
-            target: "http://Acme/items", headers: [], peer: [127, 0, 0, 1], alias: &alias)
+            target: "http://Acme/items", headers: [("Host", "Acme")], peer: [127, 0, 0, 1], alias: &alias)
         guard case .failure(let problem) = result else {
             Issue.record("expected no_principal")
             return

@@ -23,6 +23,32 @@ import Testing
         let service = try await CalloutProxyService.start(
             config: config, materials: try CredentialMaterials.load(config), logger: logs.logger(level: .debug))
         let running = Task { try await service.run() }
+        // Whatever happens below, the service and its clients are shut down (a client left
+        // running would stop the whole test process at its deinit).
+        do {
+            try await Self.inFlightCalloutFinishes(service: service, env: env)
+        } catch {
+            service.beginShutdown()
+            _ = try? await running.value
+            await service.close()
+            await env.shutdown()
+            throw error
+        }
+        try await running.value
+        await service.close()
+        await env.shutdown()
+        // The listener is closed: new callouts are refused at connect.
+        let port = service.listenAddress.port ?? 0
+        await #expect(throws: (any Error).self) {
+            _ = try await RawHTTPClient.send(
+                to: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+                head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/callout:Acme/late"), body: nil,
+                timeout: .seconds(5))
+        }
+    }
+
+    /// A callout whose upstream answers after a second is in flight when shutdown begins: it finishes.
+    static func inFlightCalloutFinishes(service: CalloutProxyService, env: LocalEnvironment) async throws {
         let client = HTTPClient.shared
         // Warm the token so the slow part is the upstream only.
         var warm = HTTPClientRequest(url: service.proxyURL + "/callout:Acme/warm")
@@ -51,17 +77,6 @@ import Testing
         let (status, body) = try await inFlight.value
         #expect(status == 200, "\(body)")
         #expect(body.contains("/v2/slow"))
-        try await running.value
-        await service.close()
-        await env.shutdown()
-        // The listener is closed: new callouts are refused at connect.
-        let port = service.listenAddress.port ?? 0
-        await #expect(throws: (any Error).self) {
-            _ = try await RawHTTPClient.send(
-                to: try SocketAddress(ipAddress: "127.0.0.1", port: port),
-                head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/callout:Acme/late"), body: nil,
-                timeout: .seconds(5))
-        }
     }
 
     @Test func theServiceGroupDrainsOnGracefulShutdown() async throws {

@@ -20,3 +20,14 @@ public func fuzzResponseFraming(_ data: UnsafePointer<UInt8>, _ size: Int) -> CI
     if case .ended(let extra) = once { precondition(extra >= 0 && extra <= bytes.count, "extra bytes out of range") }
     return 0
 }
+
+/// The entry point SwiftPM links as `main` (see FuzzDriver.h).
+@_cdecl("FuzzResponseFraming_main")
+public func fuzzResponseFramingMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>)
+    -> CInt
+{
+    fuzz_driver_run(argc, argv) { data, size in
+        guard let data else { return 0 }
+        return fuzzResponseFraming(data, size)
+    }
+}
