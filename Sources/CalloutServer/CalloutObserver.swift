@@ -1,19 +1,44 @@
-import Logging
-
 /// What one callout did, for the access log and metrics. Holds no token, query string or header value.
 public struct CalloutLogRecord: Sendable {
     public var method: String
+    /// The request target without its query string.
+    public var path: String?
+    /// The caller's address bytes (4 or 16).
+    public var peer: [UInt8]?
     public var alias: String?
     public var principal: String?
+    /// The `[[caller]]` the request authenticated as, if any.
+    public var caller: String?
     public var status: Int?
     public var upstreamStatus: Int?
     public var problemCode: String?
     public var retried = false
     public var notReplayed = false
-    public var tokenFetched = false
+    public var token = TokenUse.none
     public var bytesOut = 0
 
-    public init(method: String) { self.method = method }
+    /// Whether the callout's token came from the cache or the identity provider.
+    public enum TokenUse: Sendable {
+        case none, cached, fetched
+    }
+
+    /// `target` is the request target as received; only its path is kept.
+    public init(method: String, target: String? = nil, peer: [UInt8]? = nil) {
+        self.method = method
+        self.path = target.map { t in String(t[..<(t.utf8.firstIndex(of: UInt8(ascii: "?")) ?? t.endIndex)]) }
+        self.peer = peer
+    }
+
+    public var tokenFetched: Bool { token == .fetched }
+
+    /// A token was injected: fetched for this callout (also when a refresh fetched it), or cached.
+    public mutating func tokenUsed(fetched: Bool) {
+        if fetched {
+            token = .fetched
+        } else if token == .none {
+            token = .cached
+        }
+    }
 }
 
 /// Receives data-plane events: the access log, metrics.
@@ -22,39 +47,4 @@ public protocol CalloutObserver: Sendable {
     func upstreamResponded(namedCredential: String, duration: Duration)
     func refreshNotReplayed(namedCredential: String)
     func connectionRejected()
-}
-
-/// Writes one access log line per callout.
-public struct AccessLogObserver: CalloutObserver {
-    let logger: Logger
-
-    public init(logger: Logger) { self.logger = logger }
-
-    public func calloutFinished(_ r: CalloutLogRecord, duration: Duration) {
-        guard logger.logLevel <= .info else { return }
-        var metadata: Logger.Metadata = [
-            "method": "\(r.method)",
-            "status": "\(r.status.map(String.init) ?? "-")",
-            "duration_ms": "\(Self.milliseconds(duration))",
-            "bytes_out": "\(r.bytesOut)",
-            "retried": "\(r.retried)",
-        ]
-        if let a = r.alias { metadata["named_credential"] = "\(a)" }
-        if let p = r.principal { metadata["principal"] = "\(p)" }
-        if let u = r.upstreamStatus { metadata["upstream_status"] = "\(u)" }
-        if let c = r.problemCode { metadata["problem"] = "\(c)" }
-        if r.tokenFetched { metadata["token"] = "fetched" }
-        if r.notReplayed { metadata["not_replayed"] = "true" }
-        logger.info("callout", metadata: metadata)
-    }
-
-    public func upstreamResponded(namedCredential: String, duration: Duration) {}
-    public func refreshNotReplayed(namedCredential: String) {}
-    public func connectionRejected() { logger.warning("connection refused: max_connections reached") }
-
-    static func milliseconds(_ d: Duration) -> String {
-        let (s, atto) = d.components
-        let ms = Double(s) * 1000 + Double(atto) / 1e15
-        return String(format: "%.2f", ms)
-    }
 }

@@ -30,7 +30,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Signals: SIGTERM or SIGINT drain and exit 0 (idle connections close at once, busy ones \
             after their callout, all after shutdown_grace_seconds); SIGHUP reloads the configuration \
-            and keys (an invalid file is refused and the old configuration keeps serving).
+            and keys (an invalid file is refused and the old configuration keeps serving); SIGUSR1 \
+            opens the access_log file's path again (after logrotate moved the file).
             """)
 
     @OptionGroup var options: ConfigOption
@@ -38,24 +39,35 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = log.bootstrap()
+        defer { LogSetup.flush() }
         let path = options.path
         let (config, materials) = try loadOrExit(path)
         let metrics = ProxyMetrics()
         metrics.bootstrapMetricsSystem()
         let service = try await CalloutProxyService.start(
-            config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path))
+            config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path),
+            accessLogFormat: log.logFormat ?? .json)
         logger.info(
             "callout-proxy started",
             metadata: [
                 "version": "\(CalloutProxyVersion.current)", "listen": "\(service.proxyURL)",
                 "admin": "\(service.adminURL ?? "off")", "config": "\(path)",
-                "named_credentials": "\(config.namedCredentials.count)",
-                "external_credentials": "\(config.externalCredentials.count)",
-                "principals": "\(config.externalCredentials.reduce(0) { $0 + $1.principals.count })",
-                "certificates": "\(config.certificates.count)", "callers": "\(config.callers.count)",
+                "named_credentials": .stringConvertible(config.namedCredentials.count),
+                "external_credentials": .stringConvertible(config.externalCredentials.count),
+                "principals": .stringConvertible(config.externalCredentials.reduce(0) { $0 + $1.principals.count }),
+                "certificates": .stringConvertible(config.certificates.count),
+                "callers": .stringConvertible(config.callers.count),
             ])
-        let reload = ReloadSignal { _ = service.reloader.reload(trigger: "SIGHUP") }
+        let reload = SignalWatch(SIGHUP) { _ = service.reloader.reload(trigger: "SIGHUP") }
         defer { reload.cancel() }
+        let reopen = SignalWatch(SIGUSR1) {
+            do {
+                try service.reopenAccessLog()
+            } catch {
+                logger.warning("access log not reopened", metadata: ["error": "\(error)"])
+            }
+        }
+        defer { reopen.cancel() }
         do {
             try await service.runUntilSignalled(logger: logger)
         } catch {
@@ -68,13 +80,15 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// Calls `handler` on every SIGHUP (ServiceLifecycle has no reload signal).
-final class ReloadSignal: @unchecked Sendable {
+/// Calls `handler` on every delivery of `signalNumber` (SIGHUP, SIGUSR1: ServiceLifecycle
+/// handles only the shutdown signals).
+final class SignalWatch: @unchecked Sendable {
     private let source: any DispatchSourceSignal
 
-    init(handler: @escaping @Sendable () -> Void) {
-        signal(SIGHUP, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "callout-proxy.reload"))
+    init(_ signalNumber: Int32, handler: @escaping @Sendable () -> Void) {
+        signal(signalNumber, SIG_IGN)
+        source = DispatchSource.makeSignalSource(
+            signal: signalNumber, queue: DispatchQueue(label: "callout-proxy.signal.\(signalNumber)"))
         source.setEventHandler(handler: handler)
         source.resume()
     }

@@ -116,8 +116,18 @@ public struct ProxySettings: Sendable, Equatable {
     public var adminTokenSHA256: [UInt8]?
     /// `/readyz` waits until every external credential has fetched a token once.
     public var readyRequiresTokens: Bool = false
+    /// Where the access line of each callout goes.
+    public var accessLog: AccessLogDestination = .standardError
 
     public init() {}
+}
+
+/// `access_log`: `"stderr"` (with the process log, at `info`), `"off"`, or a file path.
+public enum AccessLogDestination: Sendable, Hashable {
+    case standardError
+    case off
+    /// An absolute path (a relative one is resolved beside the configuration file).
+    case file(String)
 }
 
 /// `[[caller]]`: a client that authenticates to the proxy with `Proxy-Authorization`.

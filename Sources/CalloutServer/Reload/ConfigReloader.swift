@@ -72,6 +72,7 @@ public final class ConfigReloader: Sendable {
         ("token_refresh_ahead_ratio", { $0.tokenRefreshAheadRatio }),
         ("token_expiry_skew_seconds", { $0.tokenExpirySkewSeconds }),
         ("default_token_lifetime_seconds", { $0.defaultTokenLifetimeSeconds }),
+        ("access_log", { $0.accessLog }),
     ]
 
     /// Reloads from ``source``. `trigger` names what asked (`SIGHUP`, `admin`) for the log.
