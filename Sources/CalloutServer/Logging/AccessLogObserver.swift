@@ -58,6 +58,21 @@ public struct AccessLogObserver: CalloutObserver {
     public func connectionRejected() { logger.warning("connection refused: max_connections reached") }
 }
 
+extension CalloutLogRecord {
+    /// `target` is the request target as received; only its path is kept.
+    public init(method: String, target: String, peer: [UInt8]? = nil) {
+        self.init(method: method)
+        self.path = String(target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)])
+        self.peer = peer
+    }
+
+    /// A token was injected: fetched for this callout (also when a refresh fetched it), or cached.
+    public mutating func tokenUsed(fetched: Bool) {
+        tokenInjected = true
+        tokenFetched = tokenFetched || fetched
+    }
+}
+
 /// The access line: what one callout did, never a token, query string or header value.
 enum AccessLine {
     /// Every field of the line, in order; absent values are left out.
@@ -74,10 +89,10 @@ enum AccessLine {
         if let p = r.peer { body("peer", .address(p)) }
         if let u = r.upstreamStatus { body("upstream_status", .int(u)) }
         if let c = r.problemCode { body("problem", .string(c)) }
-        switch r.token {
-        case .none: break
-        case .cached: body("token", .string("cached"))
-        case .fetched: body("token", .string("fetched"))
+        if r.tokenFetched {
+            body("token", .string("fetched"))
+        } else if r.tokenInjected {
+            body("token", .string("cached"))
         }
         if r.notReplayed { body("not_replayed", .bool(true)) }
     }
