@@ -6,13 +6,17 @@
 #   ROUNDS=1 DURATION=5 Benchmarks/e2e/run.sh   # quicker
 #   PROFILE=1 ...                          # also perf stat / perf record the proxy under load
 #   NO_BUILD=1 ...                         # use the existing .build/release/callout-proxy
+#   HOP_ONLY=1 ...                         # only the hop (both logging modes): no token path, no memory
+#   MODES=quiet ...                        # one logging mode only ("default quiet" by default)
 #
 # What runs (all on 127.0.0.1, ports picked free):
 #   backend nginx  : TLS upstream (GET / -> small body, GET /big -> 1 GiB) and a static TLS token
 #                    endpoint (the benchmark IdP: each token request is one access-log line)
 #   sink           : Python TLS upstream that reads whole request bodies (1 GiB upload test)
-#   reference nginx: forward hop adding a static Authorization header, keep-alive TLS pool
-#   callout-proxy  : release build, serve --config generated.conf
+#   reference nginx: forward hop adding a static Authorization header, keep-alive TLS pool, twice:
+#                    with the default combined access log to a file and with access_log off
+#   callout-proxy  : release build, serve --config generated.conf, twice: with its defaults
+#                    (standard error to a file) and with --log-level warning
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -65,7 +69,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); IDP=$(free_port); REF=$(free_port); PX=$(free_port); SINK=$(free_port)
+UP=$(free_port); IDP=$(free_port); REF=$(free_port); REFQ=$(free_port); PX=$(free_port); PXD=$(free_port)
+SINK=$(free_port)
 
 wait_port() { # port, seconds
     local i
@@ -132,24 +137,26 @@ http {
     }
 }
 EOF
-# --- reference: nginx as the forward hop -----------------------------------------------------
-cat >"$W/reference.conf" <<EOF
+# --- reference: nginx as the forward hop, once per logging mode --------------------------------
+# default: nginx's default combined access log to a file; quiet: access_log off.
+reference_conf() { # mode port access_log_directive
+    cat >"$W/reference-$1.conf" <<EOF
 worker_processes auto;
 daemon off;
-pid $W/reference.pid;
-error_log $W/reference-error.log warn;
+pid $W/reference-$1.pid;
+error_log $W/reference-$1-error.log warn;
 events { worker_connections 8192; }
 http {
-    access_log off;
+    $3
     keepalive_requests 1000000;
-    client_body_temp_path $W/tmp-rbody; proxy_temp_path $W/tmp-rproxy;
-    fastcgi_temp_path $W/tmp-rfcgi; uwsgi_temp_path $W/tmp-ruwsgi; scgi_temp_path $W/tmp-rscgi;
+    client_body_temp_path $W/tmp-$1-body; proxy_temp_path $W/tmp-$1-proxy;
+    fastcgi_temp_path $W/tmp-$1-fcgi; uwsgi_temp_path $W/tmp-$1-uwsgi; scgi_temp_path $W/tmp-$1-scgi;
     upstream bench_upstream {
         server 127.0.0.1:$UP;
         keepalive 64;
     }
     server {
-        listen 127.0.0.1:$REF;
+        listen 127.0.0.1:$2;
         location / {
             proxy_pass https://bench_upstream;
             proxy_http_version 1.1;
@@ -163,6 +170,9 @@ http {
     }
 }
 EOF
+}
+reference_conf default "$REF" "access_log $W/reference-access.log;"
+reference_conf quiet "$REFQ" "access_log off;"
 # --- callout-proxy ---------------------------------------------------------------------------
 cat >"$W/proxy.conf" <<EOF
 [proxy]
@@ -233,23 +243,35 @@ external_credential = "Bench_API"
 EOF
 "$BIN" check --config "$W/proxy.conf" >/dev/null
 
-log "starting backend nginx (upstream :$UP, IdP :$IDP), reference nginx :$REF, sink :$SINK"
+sed "s/^listen = .*/listen = \"127.0.0.1:$PXD\"/" "$W/proxy.conf" >"$W/proxy-default.conf"
+
+log "starting backend nginx (upstream :$UP, IdP :$IDP), reference nginx :$REF (default) :$REFQ (quiet), sink :$SINK"
 mkdir -p "$W/tmp-body"
 "$NGINX" -c "$W/backend.conf" -p "$W" -e "$W/backend-error.log" &
 PIDS+=($!)
-"$NGINX" -c "$W/reference.conf" -p "$W" -e "$W/reference-error.log" &
-PIDS+=($!)
+"$NGINX" -c "$W/reference-default.conf" -p "$W" -e "$W/reference-default-error.log" &
+NGINX_DEFAULT_PID=$!
+PIDS+=("$NGINX_DEFAULT_PID")
+"$NGINX" -c "$W/reference-quiet.conf" -p "$W" -e "$W/reference-quiet-error.log" &
+NGINX_QUIET_PID=$!
+PIDS+=("$NGINX_QUIET_PID")
 python3 "$HERE/sink_upstream.py" "$SINK" "$W/leaf.pem" "$W/leaf.key" &
 PIDS+=($!)
-wait_port "$UP" 10; wait_port "$IDP" 10; wait_port "$REF" 10; wait_port "$SINK" 10
+wait_port "$UP" 10; wait_port "$IDP" 10; wait_port "$REF" 10; wait_port "$REFQ" 10; wait_port "$SINK" 10
 touch "$W/idp-access.log"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-log "starting callout-proxy :$PX (load average $LOAD_START)"
+log "starting callout-proxy :$PX (quiet) and :$PXD (default) (load average $LOAD_START)"
+# quiet: no access line per callout, as nginx with access_log off.
 "$BIN" serve --config "$W/proxy.conf" --log-level warning --log-format json >"$W/proxy.log" 2>&1 &
 PROXY_PID=$!
 PIDS+=("$PROXY_PID")
+# default: as a user runs it, every process log line and access line on standard error, to a file.
+"$BIN" serve --config "$W/proxy-default.conf" >"$W/proxy-default.log" 2>&1 &
+PROXY_DEFAULT_PID=$!
+PIDS+=("$PROXY_DEFAULT_PID")
 wait_port "$PX" 20
+wait_port "$PXD" 20
 sleep 1
 RSS_IDLE=$(rss_kib "$PROXY_PID")
 log "proxy idle RSS $(mib "$RSS_IDLE") MiB"
@@ -258,6 +280,7 @@ idp_calls() { wc -l <"$W/idp-access.log" | tr -d ' '; }
 ID_HEADER=(-H 'X-Callout-Permission-Sets: Bench')
 
 # --- token path ------------------------------------------------------------------------------
+if [ -z "${HOP_ONLY:-}" ]; then
 log "token path: cold burst of $BURST concurrent requests for one principal"
 before=$(idp_calls)
 BURST_OUT=$(timeout 120 python3 "$HERE/burst.py" burst --port "$PX" --path /callout:Burst/ -n "$BURST" \
@@ -273,42 +296,70 @@ STEADY=$(timeout $((DURATION + 30)) wrk -t "$THREADS" -c 64 -d "${DURATION}s" "$
 STEADY_REQS=$(awk '/requests in/ {print $1}' <<<"$STEADY")
 STEADY_IDP=$(( $(idp_calls) - before ))
 log "steady: $STEADY_REQS requests, IdP calls $STEADY_IDP"
+fi
 
 # --- throughput and latency: reference vs proxy ----------------------------------------------
 to_ms() { # wrk latency value (e.g. 850.00us, 1.23ms, 1.01s) -> ms
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
-run_wrk() { # label connections url [headers...] -> "rps p50 p99 errors"
-    local label=$1 conns=$2 url=$3; shift 3
-    local out
+CLK_TCK=$(getconf CLK_TCK)
+# User + system CPU ticks of the given processes and of their children (nginx's workers).
+cpu_ticks() {
+    local pids=("$@") pid
+    for pid in "$@"; do
+        pids+=($(cat /proc/"$pid"/task/*/children 2>/dev/null || true))
+    done
+    for pid in "${pids[@]}"; do
+        # Fields after the command name: state is $3 in "rest", utime $14 and stime $15 overall.
+        sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || true
+    done | awk '{n += $1} END {print n + 0}'
+}
+run_wrk() { # label connections url pids [headers...] -> "rps p50 p99 errors cpu_us_per_request"
+    local label=$1 conns=$2 url=$3 pids=$4; shift 4
+    local out before after
+    before=$(cpu_ticks $pids)
     out=$(timeout $((DURATION + 30)) wrk -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency "$@" "$url" 2>&1)
+    after=$(cpu_ticks $pids)
     echo "$out" >>"$W/wrk-$label-$conns.txt"
-    local rps p50 p99 errs
+    local rps p50 p99 errs reqs cpu
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
     errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-    echo "$rps $p50 $p99 $errs"
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    cpu=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="${reqs:-0}" \
+        'BEGIN { if (n > 0 && hz > 0) printf "%.1f", t / hz * 1e6 / n; else print 0 }')
+    echo "$rps $p50 $p99 $errs $cpu"
 }
 
-declare -A SUM
+# Modes: default (both hops log every request to a file) and quiet (neither logs per request).
+MODES="${MODES:-default quiet}"
+declare -A NGINX_URL=([default]="http://127.0.0.1:$REF/" [quiet]="http://127.0.0.1:$REFQ/")
+declare -A NGINX_PIDS=([default]="$NGINX_DEFAULT_PID" [quiet]="$NGINX_QUIET_PID")
+declare -A PROXY_URL=([default]="http://127.0.0.1:$PXD/callout:Bench/" [quiet]="http://127.0.0.1:$PX/callout:Bench/")
+declare -A PROXY_PIDS=([default]="$PROXY_DEFAULT_PID" [quiet]="$PROXY_PID")
 results_file="$W/results.txt"
 : >"$results_file"
 for conns in $CONNECTIONS; do
     log "direct to upstream, c=$conns"
-    read -r rps p50 p99 errs < <(run_wrk direct "$conns" "https://127.0.0.1:$UP/")
-    echo "direct $conns 0 $rps $p50 $p99 $errs" >>"$results_file"
-    for ((round = 1; round <= ROUNDS; round++)); do
-        log "round $round/$ROUNDS c=$conns: nginx"
-        read -r rps p50 p99 errs < <(run_wrk nginx "$conns" "http://127.0.0.1:$REF/")
-        echo "nginx $conns $round $rps $p50 $p99 $errs" >>"$results_file"
-        log "  nginx: $rps req/s p50 ${p50}ms p99 ${p99}ms errors $errs"
-        log "round $round/$ROUNDS c=$conns: callout-proxy"
-        read -r rps p50 p99 errs < <(run_wrk proxy "$conns" "http://127.0.0.1:$PX/callout:Bench/" "${ID_HEADER[@]}")
-        echo "proxy $conns $round $rps $p50 $p99 $errs" >>"$results_file"
-        log "  proxy: $rps req/s p50 ${p50}ms p99 ${p99}ms errors $errs"
+    read -r rps p50 p99 errs cpu < <(run_wrk direct "$conns" "https://127.0.0.1:$UP/" "")
+    echo "direct $conns 0 $rps $p50 $p99 $errs 0" >>"$results_file"
+    for mode in $MODES; do
+        for ((round = 1; round <= ROUNDS; round++)); do
+            log "round $round/$ROUNDS c=$conns $mode: nginx"
+            read -r rps p50 p99 errs cpu < <(run_wrk "nginx-$mode" "$conns" "${NGINX_URL[$mode]}" "${NGINX_PIDS[$mode]}")
+            echo "nginx-$mode $conns $round $rps $p50 $p99 $errs $cpu" >>"$results_file"
+            log "  nginx: $rps req/s p50 ${p50}ms p99 ${p99}ms errors $errs cpu ${cpu}us/req"
+            log "round $round/$ROUNDS c=$conns $mode: callout-proxy"
+            read -r rps p50 p99 errs cpu < <(run_wrk "proxy-$mode" "$conns" "${PROXY_URL[$mode]}" \
+                "${PROXY_PIDS[$mode]}" "${ID_HEADER[@]}")
+            echo "proxy-$mode $conns $round $rps $p50 $p99 $errs $cpu" >>"$results_file"
+            log "  proxy: $rps req/s p50 ${p50}ms p99 ${p99}ms errors $errs cpu ${cpu}us/req"
+        done
     done
 done
+PROXY_LOG_LINES=$(wc -l <"$W/proxy-default.log" | tr -d ' ')
+NGINX_LOG_LINES=$(wc -l <"$W/reference-access.log" | tr -d ' ')
 RSS_AFTER_LOAD=$(rss_kib "$PROXY_PID")
 
 # --- optional profile ------------------------------------------------------------------------
@@ -331,6 +382,7 @@ if [ -n "${PROFILE:-}" ] && command -v perf >/dev/null; then
 fi
 
 # --- memory ----------------------------------------------------------------------------------
+if [ -z "${HOP_ONLY:-}" ]; then
 log "memory: 1000 concurrent keep-alive connections held for 5 s"
 RSS_BEFORE_CONN=$(rss_kib "$PROXY_PID")
 start_sampler "$PROXY_PID" "$W/rss-conn.max"
@@ -376,16 +428,17 @@ USERS_IDP=$(( $(idp_calls) - before ))
 sleep 1
 RSS_USERS=$(rss_kib "$PROXY_PID")
 log "$USERS_OUT -> IdP calls $USERS_IDP, RSS $(mib "$RSS_USERS") MiB"
+fi
 
 # --- report ----------------------------------------------------------------------------------
 set +e # a missing figure must not lose the others
-summarize() { # kind conns -> "median_rps median_p50 median_p99 errors"
-    awk -v k="$1" -v c="$2" '$1 == k && $2 == c {print $4, $5, $6, $7}' "$results_file" | python3 -c '
+summarize() { # kind conns -> "median_rps median_p50 median_p99 errors median_cpu_us"
+    awk -v k="$1" -v c="$2" '$1 == k && $2 == c {print $4, $5, $6, $7, $8}' "$results_file" | python3 -c '
 import statistics, sys
 rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
-if not rows: print("0 0 0 0"); sys.exit()
+if not rows: print("0 0 0 0 0"); sys.exit()
 cols = list(zip(*rows))
-print(f"{statistics.median(cols[0]):.0f} {statistics.median(cols[1]):.3f} {statistics.median(cols[2]):.3f} {sum(cols[3]):.0f}")'
+print(f"{statistics.median(cols[0]):.0f} {statistics.median(cols[1]):.3f} {statistics.median(cols[2]):.3f} {sum(cols[3]):.0f} {statistics.median(cols[4]):.1f}")'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
@@ -408,37 +461,50 @@ WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
     echo "| Swift | $SWIFT_VERSION |"
     echo "| nginx | $NGINX_VERSION |"
     echo "| load average (1, 5, 15 min) at start / end | $LOAD_START / $LOAD_END |"
-    echo "| load | $WRK_VERSION, $THREADS threads, keep-alive, ${DURATION} s per run, $ROUNDS rounds alternating nginx / callout-proxy (medians) |"
+    echo "| load | $WRK_VERSION, $THREADS threads, keep-alive, ${DURATION} s per run, $ROUNDS rounds per mode alternating nginx / callout-proxy (medians) |"
     echo
     echo "Everything (wrk, upstream nginx, reference nginx or callout-proxy) shares the same $(nproc) cores."
     echo
     echo "### Hop: callout-proxy vs nginx (small body, TLS upstream, keep-alive pool)"
     echo
-    echo "| connections | target | req/s | p50 ms | p99 ms | errors |"
-    echo "|---:|---|---:|---:|---:|---:|"
+    echo "Modes: **default** — both hops log every request to a file (nginx: its default combined"
+    echo "\`access_log\`; callout-proxy: \`serve\` with its defaults, standard error redirected to a file);"
+    echo "**quiet** — nginx \`access_log off\`, callout-proxy \`--log-level warning\`. CPU µs per request:"
+    echo "user + system time of the hop's processes (nginx: master and workers) over the run ÷ requests."
+    echo
+    echo "| connections | mode | target | req/s | p50 ms | p99 ms | CPU µs/req | errors |"
+    echo "|---:|---|---|---:|---:|---:|---:|---:|"
     for conns in $CONNECTIONS; do
-        for kind in direct nginx proxy; do
-            read -r rps p50 p99 errs < <(summarize "$kind" "$conns")
-            name=$kind; [ "$kind" = direct ] && name="direct to upstream (limit)"; [ "$kind" = proxy ] && name=callout-proxy
-            [ "$kind" = nginx ] && name="nginx hop (reference)"
-            echo "| $conns | $name | $rps | $p50 | $p99 | $errs |"
+        read -r rps p50 p99 errs cpu < <(summarize direct "$conns")
+        echo "| $conns | | direct to upstream (limit) | $rps | $p50 | $p99 | | $errs |"
+        for mode in $MODES; do
+            for kind in nginx proxy; do
+                read -r rps p50 p99 errs cpu < <(summarize "$kind-$mode" "$conns")
+                name="nginx hop (reference)"; [ "$kind" = proxy ] && name=callout-proxy
+                echo "| $conns | $mode | $name | $rps | $p50 | $p99 | $cpu | $errs |"
+            done
         done
     done
     echo
-    echo "| connections | req/s callout-proxy / nginx | p50 callout-proxy / nginx | p99 callout-proxy / nginx |"
-    echo "|---:|---:|---:|---:|"
+    echo "| connections | mode | req/s callout-proxy / nginx | p50 ratio | p99 ratio | CPU per request ratio |"
+    echo "|---:|---|---:|---:|---:|---:|"
     for conns in $CONNECTIONS; do
-        read -r nr n50 n99 _ < <(summarize nginx "$conns")
-        read -r pr p50 p99 _ < <(summarize proxy "$conns")
-        echo "| $conns | $(ratio "$pr" "$nr") | $(ratio "$p50" "$n50") | $(ratio "$p99" "$n99") |"
+        for mode in $MODES; do
+            read -r nr n50 n99 _ ncpu < <(summarize "nginx-$mode" "$conns")
+            read -r pr p50 p99 _ pcpu < <(summarize "proxy-$mode" "$conns")
+            echo "| $conns | $mode | **$(ratio "$pr" "$nr")** | $(ratio "$p50" "$n50") | $(ratio "$p99" "$n99") | $(ratio "$pcpu" "$ncpu") |"
+        done
     done
     echo
-    echo "Per round (req/s, p50 ms, p99 ms, errors):"
+    echo "Default mode wrote $PROXY_LOG_LINES lines to callout-proxy's log file and $NGINX_LOG_LINES to nginx's access log."
+    echo
+    echo "Per round (req/s, p50 ms, p99 ms, errors, CPU µs/req):"
     echo
     echo '```'
-    awk '{printf "%-6s c=%-4s round %s: %10s req/s  p50 %8s  p99 %8s  errors %s\n", $1, $2, $3, $4, $5, $6, $7}' "$results_file"
+    awk '{printf "%-13s c=%-4s round %s: %10s req/s  p50 %8s  p99 %8s  errors %s  cpu %s\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$results_file"
     echo '```'
     echo
+    if [ -z "${HOP_ONLY:-}" ]; then
     echo "### Token path"
     echo
     echo "| test | result |"
@@ -460,6 +526,7 @@ WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
     echo "| 1 GiB response body: before → max (growth) | $(mib "$dbefore") → $(mib "$dmax") (**+$(mib $((dmax - dbefore)))**); $dbytes bytes in ${dtime} s, HTTP $dcode |"
     echo "| 1 GiB request body (chunked): before → max (growth) | $(mib "$ubefore") → $(mib "$umax") (**+$(mib $((umax - ubefore)))**); $ubytes bytes in ${utime} s, HTTP $ucode, upstream: $(tr -d '\n' <"$W/upload.out" 2>/dev/null) |"
     echo "| after $USERS per-user tokens | $(mib "$RSS_USERS") |"
+    fi
     echo "<!-- e2e:end -->"
 } >"$W/section.md"
 

@@ -1,8 +1,14 @@
-import Logging
-
 /// What one callout did, for the access log and metrics. Holds no token, query string or header value.
 public struct CalloutLogRecord: Sendable {
     public var method: String
+    /// The request target without its query string.
+    public var path: String?
+    /// The caller's address bytes (4 or 16).
+    public var peer: [UInt8]?
+    /// The `[[caller]]` the request authenticated as, if any.
+    public var caller: String?
+    /// A token was injected: from the cache, unless `tokenFetched`.
+    public var tokenInjected = false
     public var alias: String?
     public var principal: String?
     public var status: Int?
@@ -41,41 +47,4 @@ extension CalloutObserver {
 
 extension CalloutObserver {
     public func refreshGuarded(namedCredential: String) {}
-}
-
-/// Writes one access log line per callout.
-public struct AccessLogObserver: CalloutObserver {
-    let logger: Logger
-
-    public init(logger: Logger) { self.logger = logger }
-
-    public func calloutFinished(_ r: CalloutLogRecord, duration: Duration) {
-        guard logger.logLevel <= .info else { return }
-        var metadata: Logger.Metadata = [
-            "method": "\(r.method)",
-            "status": "\(r.status.map(String.init) ?? "-")",
-            "duration_ms": "\(Self.milliseconds(duration))",
-            "bytes_out": "\(r.bytesOut)",
-            "retried": "\(r.retried)",
-        ]
-        if let a = r.alias { metadata["named_credential"] = "\(a)" }
-        if let p = r.principal { metadata["principal"] = "\(p)" }
-        if let u = r.upstreamStatus { metadata["upstream_status"] = "\(u)" }
-        if let c = r.problemCode { metadata["problem"] = "\(c)" }
-        if r.tokenFetched { metadata["token"] = "fetched" }
-        if r.notReplayed { metadata["not_replayed"] = "true" }
-        if let id = r.requestId { metadata["request_id"] = "\(id)" }
-        if let reason = r.upstreamFailure { metadata["upstream_failure"] = "\(reason)" }
-        logger.info("callout", metadata: metadata)
-    }
-
-    public func upstreamResponded(namedCredential: String, duration: Duration) {}
-    public func refreshNotReplayed(namedCredential: String) {}
-    public func connectionRejected() { logger.warning("connection refused: max_connections reached") }
-
-    static func milliseconds(_ d: Duration) -> String {
-        let (s, atto) = d.components
-        let ms = Double(s) * 1000 + Double(atto) / 1e15
-        return String(format: "%.2f", ms)
-    }
 }

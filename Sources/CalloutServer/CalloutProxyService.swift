@@ -18,6 +18,8 @@ public final class CalloutProxyService: Sendable {
     public let listenAddress: SocketAddress
     public let metrics: ProxyMetrics
     public let readiness: Readiness
+    /// The access log file's writer (`access_log = "<path>"`), else nil.
+    public let accessLogFile: LogLineWriter?
     public let reloader: ConfigReloader
     /// `nil` when `admin_listen = "off"`.
     public let admin: AdminServer?
@@ -29,17 +31,31 @@ public final class CalloutProxyService: Sendable {
     /// - Parameters:
     ///   - metrics: where metrics go; each service gets its own registry unless one is passed.
     ///   - source: where ``ConfigReloader`` reads the configuration again (SIGHUP, `POST /reload`).
+    ///   - accessLogFormat: the format of an `access_log` file.
     public static func start(
         config: ProxyConfig, materials: CredentialMaterials, logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         observer: (any CalloutObserver)? = nil, metrics: ProxyMetrics = ProxyMetrics(),
-        source: ConfigSource? = nil
+        source: ConfigSource? = nil, accessLogFormat: LogFormat = .json
     ) async throws -> CalloutProxyService {
         let runtime = try RuntimeConfiguration(config, materials: materials)
         let settings = config.proxy
         let readiness = Readiness()
         let httpClient = UpstreamClient.make(settings: settings, materials: materials, eventLoopGroup: group)
+        var accessLogFile: LogLineWriter? = nil
         do {
+            let accessLog: AccessLogOutput
+            switch settings.accessLog {
+            case .off: accessLog = .off
+            case .standardError: accessLog = .processLog
+            case .file(let path):
+                let writer = try LogLineWriter(.file(path))
+                accessLogFile = writer
+                accessLog = .writer(writer, accessLogFormat)
+            }
+            metrics.countDroppedLogLines { [accessLogFile] in
+                LogSetup.standardError.droppedLines + (accessLogFile?.droppedLines ?? 0)
+            }
             let cache = TokenCache(
                 settings: TokenCacheSettings(
                     maxEntries: settings.maxCachedTokens, refreshAheadRatio: settings.tokenRefreshAheadRatio,
@@ -67,7 +83,7 @@ public final class CalloutProxyService: Sendable {
                 cache: cache, client: client, materials: { runtime.current.materials },
                 settings: { runtime.current.config.proxy }, logger: logger)
             let observers: [any CalloutObserver] = [
-                observer ?? AccessLogObserver(logger: logger),
+                observer ?? AccessLogObserver(logger: logger, output: accessLog),
                 MetricsObserver(metrics: metrics, configuration: runtime),
             ]
             let proxy = ProxyServer(
@@ -103,9 +119,10 @@ public final class CalloutProxyService: Sendable {
             readiness.setListening()
             return CalloutProxyService(
                 runtime: runtime, tokens: tokens, httpClient: httpClient, proxy: proxy, listenAddress: address,
-                metrics: metrics, readiness: readiness, reloader: reloader, admin: admin, adminAddress: adminAddress,
-                logger: logger)
+                metrics: metrics, readiness: readiness, accessLogFile: accessLogFile, reloader: reloader, admin: admin,
+                adminAddress: adminAddress, logger: logger)
         } catch {
+            accessLogFile?.close()
             try? await httpClient.shutdown()
             throw error
         }
@@ -113,8 +130,8 @@ public final class CalloutProxyService: Sendable {
 
     private init(
         runtime: RuntimeConfiguration, tokens: TokenService, httpClient: HTTPClient, proxy: ProxyServer,
-        listenAddress: SocketAddress, metrics: ProxyMetrics, readiness: Readiness, reloader: ConfigReloader,
-        admin: AdminServer?, adminAddress: SocketAddress?, logger: Logger
+        listenAddress: SocketAddress, metrics: ProxyMetrics, readiness: Readiness, accessLogFile: LogLineWriter?,
+        reloader: ConfigReloader, admin: AdminServer?, adminAddress: SocketAddress?, logger: Logger
     ) {
         self.runtime = runtime
         self.tokens = tokens
@@ -123,6 +140,7 @@ public final class CalloutProxyService: Sendable {
         self.listenAddress = listenAddress
         self.metrics = metrics
         self.readiness = readiness
+        self.accessLogFile = accessLogFile
         self.reloader = reloader
         self.admin = admin
         self.adminAddress = adminAddress
@@ -166,15 +184,22 @@ public final class CalloutProxyService: Sendable {
         logger.info(
             "draining",
             metadata: [
-                "open_connections": "\(proxy.openConnections)",
-                "grace_seconds": "\(runtime.current.config.proxy.shutdownGraceSeconds)",
+                "open_connections": .stringConvertible(proxy.openConnections),
+                "grace_seconds": .stringConvertible(runtime.current.config.proxy.shutdownGraceSeconds),
             ])
         proxy.shutdown()
     }
 
-    /// Releases the upstream connection pool. Call after `run()` returned (or instead of it).
+    /// Releases the upstream connection pool and writes and closes the access log file. Call
+    /// after `run()` returned (or instead of it).
     public func close() async {
         try? await httpClient.shutdown()
+        accessLogFile?.close()
+    }
+
+    /// Opens the access log file's path again (SIGUSR1, after logrotate moved the file away).
+    public func reopenAccessLog() throws(LogFileError) {
+        try accessLogFile?.reopen()
     }
 
     /// The data plane and the admin listener as swift-service-lifecycle services, for a

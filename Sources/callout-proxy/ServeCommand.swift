@@ -31,9 +31,10 @@ struct ServeCommand: AsyncParsableCommand {
             Signals: SIGTERM or SIGINT drain and exit 0 (idle connections close at once, busy ones \
             after their callout, all after shutdown_grace_seconds), also during start-up; SIGHUP \
             reloads the configuration and keys (an invalid file is refused and the old configuration \
-            keeps serving). The configuration file and every key, certificate and CA file it names \
-            are followed on disk, symlinks included (a Kubernetes ConfigMap or Secret update): a \
-            change is reloaded the same way within a few seconds, unless --no-watch is given.
+            keeps serving); SIGUSR1 opens the access_log file's path again (after logrotate moved the \
+            file). The configuration file and every key, certificate and CA file it names are followed \
+            on disk, symlinks included (a Kubernetes ConfigMap or Secret update): a change is reloaded \
+            the same way within a few seconds, unless --no-watch is given.
             """)
 
     @OptionGroup var options: ConfigOption
@@ -47,6 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
         let shutdownSignals = ShutdownSignalHandler()
         defer { shutdownSignals.cancel() }
         let logger = log.bootstrap()
+        defer { LogSetup.flush() }
         let path = options.path
         let (config, materials) = try loadOrExit(options)
         if let signal = shutdownSignals.requestedDuringStartUp {
@@ -61,7 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
         let service: CalloutProxyService
         do {
             service = try await CalloutProxyService.start(
-                config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path))
+                config: config, materials: materials, logger: logger, metrics: metrics, source: .file(path),
+                accessLogFormat: log.logFormat ?? .json)
         } catch let error as ListenError {
             logger.error("\(error.description)")
             throw ExitCode(1)
@@ -72,13 +75,22 @@ struct ServeCommand: AsyncParsableCommand {
                 "version": "\(CalloutProxyVersion.current)", "commit": "\(CalloutProxyVersion.commit)",
                 "listen": "\(service.proxyURL)",
                 "admin": "\(service.adminURL ?? "off")", "config": "\(path)",
-                "named_credentials": "\(config.namedCredentials.count)",
-                "external_credentials": "\(config.externalCredentials.count)",
-                "principals": "\(config.externalCredentials.reduce(0) { $0 + $1.principals.count })",
-                "certificates": "\(config.certificates.count)", "callers": "\(config.callers.count)",
+                "named_credentials": .stringConvertible(config.namedCredentials.count),
+                "external_credentials": .stringConvertible(config.externalCredentials.count),
+                "principals": .stringConvertible(config.externalCredentials.reduce(0) { $0 + $1.principals.count }),
+                "certificates": .stringConvertible(config.certificates.count),
+                "callers": .stringConvertible(config.callers.count),
             ])
-        let reload = ReloadSignal { _ = service.reloader.reload(trigger: "SIGHUP") }
+        let reload = SignalWatch(SIGHUP) { _ = service.reloader.reload(trigger: "SIGHUP") }
         defer { reload.cancel() }
+        let reopen = SignalWatch(SIGUSR1) {
+            do {
+                try service.reopenAccessLog()
+            } catch {
+                logger.warning("access log not reopened", metadata: ["error": "\(error)"])
+            }
+        }
+        defer { reopen.cancel() }
         // Configuration and key files followed on disk (a Kubernetes volume update sends no signal).
         var watcher: Task<Void, Never>? = nil
         if !noWatch {
@@ -105,13 +117,15 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// Calls `handler` on every SIGHUP (ServiceLifecycle has no reload signal).
-final class ReloadSignal: @unchecked Sendable {
+/// Calls `handler` on every delivery of `signalNumber` (SIGHUP, SIGUSR1: ServiceLifecycle
+/// handles only the shutdown signals).
+final class SignalWatch: @unchecked Sendable {
     private let source: any DispatchSourceSignal
 
-    init(handler: @escaping @Sendable () -> Void) {
-        signal(SIGHUP, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "callout-proxy.reload"))
+    init(_ signalNumber: Int32, handler: @escaping @Sendable () -> Void) {
+        signal(signalNumber, SIG_IGN)
+        source = DispatchSource.makeSignalSource(
+            signal: signalNumber, queue: DispatchQueue(label: "callout-proxy.signal.\(signalNumber)"))
         source.setEventHandler(handler: handler)
         source.resume()
     }

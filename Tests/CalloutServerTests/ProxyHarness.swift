@@ -201,7 +201,7 @@ final class LogCapture: @unchecked Sendable {
 
     func logger(level: Logger.Level) -> Logger {
         var logger = Logger(label: "test") { label in
-            JSONLogHandler(label: label, level: level, write: { [self] in self.append($0) })
+            LineLogHandler(label: label, level: level, write: { [self] in self.append($0) })
         }
         logger.logLevel = level
         return logger

@@ -10,6 +10,8 @@ import Testing
     @Test func noSecretInAnyOutput() async throws {
         let callerSecret = "caller-secret-\(UUID().uuidString)"
         let adminSecret = "admin-secret-\(UUID().uuidString)"
+        // Query strings carry secrets in some APIs: the access line keeps the path only.
+        let querySecret = "query-secret-\(UUID().uuidString)"
         func hex(_ s: String) -> String { SHA256.hash(data: Data(s.utf8)).map { String(format: "%02x", $0) }.joined() }
         let extra = """
             [[caller]]
@@ -31,7 +33,7 @@ import Testing
             let caller = [("Proxy-Authorization", "Bearer \(callerSecret)")]
             let basic = [("Proxy-Authorization", "Basic " + Data("billing:\(callerSecret)".utf8).base64EncodedString())]
             // Callouts: success, refresh after 401, refusals, a wrong secret, an IdP failure.
-            #expect(try await h.callout("/callout:Acme/a", headers: caller).status == 200)
+            #expect(try await h.callout("/callout:Acme/a?api_key=\(querySecret)", headers: caller).status == 200)
             h.upstream.setBehavior(.statusSequence([401]))
             #expect(try await h.callout("/callout:Acme/b", headers: caller).status == 200)
             h.upstream.setBehavior(.unauthorizedForever)
@@ -40,7 +42,7 @@ import Testing
             #expect(
                 try await h.callout("/callout:Acme/d", headers: [("Proxy-Authorization", "Bearer wrong")]).status == 407
             )
-            #expect(try await h.callout("/callout:Nope/e", headers: caller).status == 404)
+            #expect(try await h.callout("/callout:Nope/e?key=\(querySecret)", headers: caller).status == 404)
             h.idp.setFault(.oauthError(status: 400, error: "invalid_client"))
             _ = try await h.admin(.DELETE, "/tokens", headers: auth)
             #expect(try await h.callout("/callout:Acme/f", headers: caller).status == 502)
@@ -61,7 +63,7 @@ import Testing
             _ = try await h.admin(.GET, "/metrics", headers: auth)
 
             // What must never appear.
-            var secrets: [String] = [callerSecret, adminSecret]
+            var secrets: [String] = [callerSecret, adminSecret, querySecret]
             let tokens = Set(
                 h.upstream.requests.compactMap(\.authorization).filter { $0.hasPrefix("Bearer ") }.map {
                     String($0.dropFirst(7))
@@ -82,6 +84,10 @@ import Testing
 
             let output = h.logs.text + "\n" + h.transcript.text
             #expect(output.contains("callout"))
+            // The access line's own fields were written, without their secrets.
+            #expect(output.contains(#""path":"/callout:Acme/a","#))
+            #expect(output.contains(#""caller":"billing""#))
+            #expect(output.contains(#""peer":"127.0.0.1""#))
             for secret in secrets {
                 #expect(!output.contains(secret), "a secret leaked (\(secret.count) characters)")
             }

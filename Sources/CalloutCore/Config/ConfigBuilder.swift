@@ -121,6 +121,14 @@ struct ConfigBuilder {
             }
         }
         if let v = t.int("admin_max_connections", in: 1...1024) { s.adminMaxConnections = v }
+        if let v = t.string("access_log") {
+            switch v {
+            case "stderr": s.accessLog = .standardError
+            case "off": s.accessLog = .off
+            case "": t.issue("access_log", "must be \"stderr\", \"off\" or the path of a file")
+            default: s.accessLog = .file(resolvePath(v))
+            }
+        }
         t.rejectUnknownKeys()
         return s
     }

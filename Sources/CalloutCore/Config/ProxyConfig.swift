@@ -138,8 +138,18 @@ public struct ProxySettings: Sendable, Equatable {
     public var allowedHosts: [String] = []
     /// Open admin connections at once; further ones are closed at accept.
     public var adminMaxConnections: Int = 16
+    /// Where the access line of each callout goes.
+    public var accessLog: AccessLogDestination = .standardError
 
     public init() {}
+}
+
+/// `access_log`: `"stderr"` (with the process log, at `info`), `"off"`, or a file path.
+public enum AccessLogDestination: Sendable, Hashable {
+    case standardError
+    case off
+    /// An absolute path (a relative one is resolved beside the configuration file).
+    case file(String)
 }
 
 /// `[[caller]]`: a client that authenticates to the proxy with `Proxy-Authorization`.

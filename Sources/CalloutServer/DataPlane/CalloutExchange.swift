@@ -72,7 +72,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         self.snapshot = snapshot
         self.head = head
         self.keepAlive = head.isKeepAlive && !closing
-        self.log = CalloutLogRecord(method: head.method.rawValue)
+        self.log = CalloutLogRecord(method: head.method.rawValue, target: head.uri, peer: handler.peer)
         if let id = RequestID.fromCaller(head.headers) {
             log.requestId = id
         } else {
@@ -118,6 +118,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         let named = routed.named
         log.alias = named.name
         log.principal = routed.principal.name
+        log.caller = routed.identity.callerName
         guard let upstream = snapshot.upstreams[named.name.lowercased()] else {
             return refuse(
                 .upstreamUnavailable(named.name, reason: "no upstream for this named credential"), bodyRead: false)
@@ -296,7 +297,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private func tokenReady(_ token: IssuedToken?) {
         guard stage == .awaitingToken else { return }
         self.token = token
-        if let token { log.tokenFetched = log.tokenFetched || token.fetched }
+        if let token { log.tokenUsed(fetched: token.fetched) }
         send(fresh: false)
     }
 

@@ -11,17 +11,22 @@ public enum LogFormat: String, Sendable, CaseIterable {
 }
 
 public enum LogSetup {
-    /// Installs the process-wide log handler once.
+    /// The writer behind the process log on standard error, made on first use.
+    public static let standardError: LogLineWriter = {
+        // Standard error always opens; nothing is thrown for it.
+        let writer = try! LogLineWriter(.standardError)
+        atexit { LogSetup.standardError.flush(timeout: 2) }
+        return writer
+    }()
+
+    /// Installs the process-wide log handler once: every line goes through ``standardError``.
     public static func bootstrap(level: Logger.Level, format: LogFormat) {
+        let sink = standardError
         LoggingSystem.bootstrap { label in
-            switch format {
-            case .json:
-                return JSONLogHandler(label: label, level: level)
-            case .human:
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            LineLogHandler(label: label, level: level, format: format, sink: sink)
         }
     }
+
+    /// Writes every process log line logged so far (before exiting).
+    public static func flush() { standardError.flush() }
 }

@@ -18,6 +18,8 @@ public final class ProxyMetrics: Sendable {
 
     /// Cache totals already added to the counters, so a scrape adds only what is new.
     private let reportedCacheStats = NIOLockedValueBox(TokenCacheStats())
+    /// Where dropped log lines are counted, and the total already added to the counter.
+    private let droppedLogLines = NIOLockedValueBox<(source: (@Sendable () -> Int)?, reported: Int)>((nil, 0))
 
     public static let durationBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
@@ -53,6 +55,7 @@ public final class ProxyMetrics: Sendable {
         public static let cacheSize = "callout_token_cache_size"
         public static let reloads = "callout_config_reloads_total"
         public static let generation = "callout_config_generation"
+        public static let logLinesDropped = "callout_log_lines_dropped_total"
     }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -64,6 +67,7 @@ public final class ProxyMetrics: Sendable {
         for name in [
             Name.connectionsRejected, Name.cacheHits, Name.cacheMisses, Name.cacheJoins, Name.cacheRefreshAhead,
             Name.cacheInvalidations, Name.cacheEvictions, Name.cacheFetchFailures, Name.cacheFailFast,
+            Name.logLinesDropped,
         ] {
             _ = CoreMetrics.Counter(label: name, factory: factory)
         }
@@ -191,6 +195,13 @@ public final class ProxyMetrics: Sendable {
         CoreMetrics.Gauge(label: Name.generation, factory: factory).record(generation)
     }
 
+    // MARK: - Logs
+
+    /// `total` counts the log lines dropped so far (a full buffer, a failed write); read at scrape time.
+    func countDroppedLogLines(_ total: @escaping @Sendable () -> Int) {
+        droppedLogLines.withLockedValue { $0.source = total }
+    }
+
     // MARK: - Scrape
 
     /// Prometheus text exposition, after bringing the values read at scrape time up to date.
@@ -234,7 +245,12 @@ public final class ProxyMetrics: Sendable {
             (Name.cacheFetchFailures, current.fetchFailures - previous.fetchFailures),
             (Name.cacheFailFast, current.failFasts - previous.failFasts),
         ]
-        for (name, delta) in deltas where delta > 0 {
+        let droppedDelta = droppedLogLines.withLockedValue { dropped in
+            let total = max(dropped.source?() ?? 0, dropped.reported)
+            defer { dropped.reported = total }
+            return total - dropped.reported
+        }
+        for (name, delta) in deltas + [(Name.logLinesDropped, droppedDelta)] where delta > 0 {
             CoreMetrics.Counter(label: name, factory: factory).increment(by: Int64(delta))
         }
         for (credential, stats) in current.perCredential {

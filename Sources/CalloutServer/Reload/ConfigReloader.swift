@@ -79,6 +79,7 @@ public final class ConfigReloader: Sendable {
         ("token_expiry_skew_seconds", { $0.tokenExpirySkewSeconds }),
         ("default_token_lifetime_seconds", { $0.defaultTokenLifetimeSeconds }),
         ("min_token_refresh_interval_seconds", { $0.minTokenRefreshIntervalSeconds }),
+        ("access_log", { $0.accessLog }),
     ]
 
     /// Reloads from ``source``. `trigger` names what asked (`SIGHUP`, `admin`) for the log.
