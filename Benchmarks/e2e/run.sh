@@ -361,6 +361,11 @@ done
 PROXY_LOG_LINES=$(wc -l <"$W/proxy-default.log" | tr -d ' ')
 NGINX_LOG_LINES=$(wc -l <"$W/reference-access.log" | tr -d ' ')
 RSS_AFTER_LOAD=$(rss_kib "$PROXY_PID")
+# The proxy gives memory back once no client connection was open for a whole check (5 s).
+log "proxy RSS after the hop runs $(mib "$RSS_AFTER_LOAD") MiB; 15 s idle"
+sleep 15
+RSS_AFTER_IDLE=$(rss_kib "$PROXY_PID")
+log "proxy RSS after 15 s idle $(mib "$RSS_AFTER_IDLE") MiB"
 
 # --- optional profile ------------------------------------------------------------------------
 if [ -n "${PROFILE:-}" ] && command -v perf >/dev/null; then
@@ -503,6 +508,9 @@ WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
     echo '```'
     awk '{printf "%-13s c=%-4s round %s: %10s req/s  p50 %8s  p99 %8s  errors %s  cpu %s\n", $1, $2, $3, $4, $5, $6, $7, $8}' "$results_file"
     echo '```'
+    echo
+    echo "callout-proxy VmRSS (the quiet instance): idle after start $(mib "$RSS_IDLE") MiB, after the hop runs"
+    echo "$(mib "$RSS_AFTER_LOAD") MiB, after 15 s idle $(mib "$RSS_AFTER_IDLE") MiB."
     echo
     if [ -z "${HOP_ONLY:-}" ]; then
     echo "### Token path"
