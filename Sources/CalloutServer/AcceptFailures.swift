@@ -14,12 +14,11 @@ struct ConnectionRefusedAtLimit: Error {}
 final class AcceptFailureHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = Any
 
-    private let logger: Logger
+    private let log: RateLimitedLog
     private let observer: any CalloutObserver
-    private let limiter = NIOLockedValueBox(LogRateLimiter<String>(intervalSeconds: 60))
 
     init(logger: Logger, observer: any CalloutObserver) {
-        self.logger = logger
+        self.log = RateLimitedLog(logger: logger)
         self.observer = observer
     }
 
@@ -27,11 +26,9 @@ final class AcceptFailureHandler: ChannelInboundHandler, Sendable {
         if error is ConnectionRefusedAtLimit { return }
         let kind = Self.kind(of: error)
         observer.connectionSetupFailed(kind: kind)
-        let now = NIODeadline.now().uptimeNanoseconds
-        guard let suppressed = limiter.withLockedValue({ $0.admit(kind, now: now) }) else { return }
-        var metadata: Logger.Metadata = ["error": "\(error)", "kind": "\(kind)"]
-        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
-        logger.error("client connection closed at accept: its setup failed", metadata: metadata)
+        log.log(
+            .error, kind: kind, "client connection closed at accept: its setup failed",
+            metadata: ["error": "\(error)", "kind": "\(kind)"])
     }
 
     /// A fixed word for the metric label and the rate limit: the error's type and, for a

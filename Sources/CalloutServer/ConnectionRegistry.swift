@@ -46,7 +46,4 @@ final class ConnectionRegistry: Sendable {
     }
 
     var count: Int { state.withLockedValue { $0.entries.count } }
-
-    /// The open connections' channels (for tests that inspect their sockets).
-    var channels: [any Channel] { state.withLockedValue { $0.entries.values.map(\.channel) } }
 }

@@ -141,7 +141,10 @@ public struct ResponseFramer: Sendable, Equatable {
         if !sawStatusLine {
             // Empty lines before a status line are skipped, as parsers do.
             if line.isEmpty { return }
-            guard let code = Self.statusCode(line) else { return state = .invalid }
+            guard let code = Self.statusCode(line) else {
+                state = .invalid
+                return
+            }
             sawStatusLine = true
             status = code
         } else if line.isEmpty {
@@ -156,14 +159,20 @@ public struct ResponseFramer: Sendable, Equatable {
         switch state {
         case .chunkSize(let size, let digits, let inExtension):
             if byte == Self.lf {
-                guard digits > 0 else { return state = .invalid }
+                guard digits > 0 else {
+                    state = .invalid
+                    return
+                }
                 state = size == 0 ? .trailers(lineLength: 0) : .chunkData(remaining: size)
             } else if byte == Self.cr || inExtension {
                 state = .chunkSize(size: size, digits: digits, inExtension: inExtension || byte == Self.cr)
             } else if byte == UInt8(ascii: ";") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                guard digits > 0 else { return state = .invalid }
+                guard digits > 0 else {
+                    state = .invalid
+                    return
+                }
                 state = .chunkSize(size: size, digits: digits, inExtension: true)
-            } else if let value = Self.hexValue(byte), digits < 16 {
+            } else if let value = byte.asciiHexValue, digits < 16 {
                 state = .chunkSize(size: size << 4 | UInt64(value), digits: digits + 1, inExtension: false)
             } else {
                 state = .invalid
@@ -193,22 +202,37 @@ public struct ResponseFramer: Sendable, Equatable {
         // An interim response (100 Continue, 103 Early Hints) is followed by the final one.
         if (100..<200).contains(status) {
             // A protocol switch ends HTTP on this connection.
-            if status == 101 { return state = .invalid }
+            if status == 101 {
+                state = .invalid
+                return
+            }
             sawStatusLine = false
             lengths = []
             transferEncoding = nil
             return
         }
-        if requestWasHead || status == 204 || status == 304 { return state = .ended(extraBytes: 0) }
+        if requestWasHead || status == 204 || status == 304 {
+            state = .ended(extraBytes: 0)
+            return
+        }
         if let coding = transferEncoding {
             // Both framings at once is how responses are smuggled: never reused.
-            if !lengths.isEmpty { return state = .invalid }
+            if !lengths.isEmpty {
+                state = .invalid
+                return
+            }
             let last = coding.split(separator: ",").last.map { Self.trimmed(Substring($0)).lowercased() }
             state = last == "chunked" ? .chunkSize(size: 0, digits: 0, inExtension: false) : .untilClose
             return
         }
-        guard let length = lengths.first else { return state = .untilClose }
-        guard lengths.allSatisfy({ $0 == length }) else { return state = .invalid }
+        guard let length = lengths.first else {
+            state = .untilClose
+            return
+        }
+        guard lengths.allSatisfy({ $0 == length }) else {
+            state = .invalid
+            return
+        }
         state = length == 0 ? .ended(extraBytes: 0) : .fixedBody(remaining: length)
     }
 
@@ -262,12 +286,4 @@ public struct ResponseFramer: Sendable, Equatable {
         return String(text[first...last])
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 }

@@ -37,12 +37,11 @@ final class UpstreamBudget: Sendable {
 final class UpstreamPools: Sendable {
     private let pools = NIOLockedValueBox<[ObjectIdentifier: UpstreamPool]>([:])
     let budget = UpstreamBudget()
-    private let logger: Logger
     private let observer: any CalloutObserver
-    private let desyncLog = NIOLockedValueBox(LogRateLimiter<String>(intervalSeconds: 60))
+    private let desyncLog: RateLimitedLog
 
     init(logger: Logger, observer: any CalloutObserver) {
-        self.logger = logger
+        self.desyncLog = RateLimitedLog(logger: logger)
         self.observer = observer
     }
 
@@ -81,13 +80,10 @@ final class UpstreamPools: Sendable {
     private func desync(_ reason: UpstreamDesync, namedCredential: String?) {
         let label = namedCredential ?? "unknown"
         observer.upstreamDesync(namedCredential: label, reason: reason.rawValue)
-        let now = NIODeadline.now().uptimeNanoseconds
-        guard let suppressed = desyncLog.withLockedValue({ $0.admit(label + "|" + reason.rawValue, now: now) }) else {
-            return
-        }
-        var metadata: Logger.Metadata = ["named_credential": "\(label)", "reason": "\(reason.rawValue)"]
-        if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
-        logger.warning("upstream connection out of step with its requests: closed, not reused", metadata: metadata)
+        desyncLog.log(
+            .warning, kind: label + "|" + reason.rawValue,
+            "upstream connection out of step with its requests: closed, not reused",
+            metadata: ["named_credential": "\(label)", "reason": "\(reason.rawValue)"])
     }
 
     func limits(_ settings: ProxySettings) -> UpstreamPool.Limits {

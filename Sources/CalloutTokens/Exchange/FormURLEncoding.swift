@@ -1,3 +1,5 @@
+import CalloutCore
+
 /// `application/x-www-form-urlencoded` encoding: unreserved characters (`A-Z a-z 0-9 - . _ ~`)
 /// are kept, space becomes `+`, every other byte of the UTF-8 form becomes `%XX` (upper case).
 public enum FormURLEncoding {
@@ -44,7 +46,7 @@ public enum FormURLEncoding {
             if byte == UInt8(ascii: "+") {
                 out.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%"), index + 2 < bytes.count,
-                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+                let high = bytes[index + 1].asciiHexValue, let low = bytes[index + 2].asciiHexValue
             {
                 out.append(high << 4 | low)
                 index += 2
@@ -60,12 +62,4 @@ public enum FormURLEncoding {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 }
