@@ -175,6 +175,7 @@ let package = Package(
             name: "CalloutServerTests",
             dependencies: [
                 "CalloutCore", "CalloutTokens", "CalloutServer", "CalloutDevTools",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
