@@ -28,6 +28,7 @@ import Testing
         do {
             try await Self.inFlightCalloutFinishes(service: service, env: env)
         } catch {
+            print("shutdown test failed; proxy log:\n" + logs.lines.suffix(40).joined(separator: "\n"))
             service.beginShutdown()
             _ = try? await running.value
             await service.close()
@@ -49,7 +50,21 @@ import Testing
 
     /// A callout whose upstream answers after a second is in flight when shutdown begins: it finishes.
     static func inFlightCalloutFinishes(service: CalloutProxyService, env: LocalEnvironment) async throws {
-        let client = HTTPClient.shared
+        // A client of its own: the shared one may hold a connection to a port an earlier test's
+        // proxy used, which this proxy now has.
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            try await inFlightCalloutFinishes(service: service, env: env, client: client)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+
+    static func inFlightCalloutFinishes(service: CalloutProxyService, env: LocalEnvironment, client: HTTPClient)
+        async throws
+    {
         // Warm the token so the slow part is the upstream only.
         var warm = HTTPClientRequest(url: service.proxyURL + "/callout:Acme/warm")
         warm.headers.add(name: "X-Callout-Permission-Sets", value: "Readers")
@@ -88,7 +103,8 @@ import Testing
             config: config, materials: try CredentialMaterials.load(config), logger: logger)
         let group = service.serviceGroup(gracefulShutdownSignals: [], logger: logger)
         let running = Task { try await group.run() }
-        let client = HTTPClient.shared
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { Task { try? await client.shutdown() } }
 
         env.upstream.setBehavior(.slowHeaders(seconds: 1.0))
         let inFlight = Task {
