@@ -79,8 +79,13 @@ import Testing
         try volume.update(Self.files(Self.config(env, tenant: "acme-2"), key: key, certificate: certificate))
         #expect(try await client.waitForTenant("acme-2"), "\(server.output.suffix(2000))")
         #expect(env.identityProvider.tokenRequestCount == tokens)
-        #expect(server.output.contains("configuration files changed"))
-        #expect(server.output.contains("file-change"))
+        // Log lines are written in batches: wait (bounded) for them.
+        var logged = false
+        for _ in 0..<50 where !logged {
+            logged = server.output.contains("configuration files changed") && server.output.contains("file-change")
+            if !logged { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(logged, "\(server.output.suffix(2000))")
 
         // An invalid configuration: refused, the previous one keeps serving, /readyz says why.
         try volume.update(Self.files("[proxy\nlisten = ", key: key, certificate: certificate))

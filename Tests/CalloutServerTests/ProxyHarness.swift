@@ -28,54 +28,59 @@ struct ProxyHarness {
         _ env: LocalEnvironment, proxySettings: String = "", credentialSettings: String = "",
         namedSettings: String = "", extra: String = ""
     ) -> String {
-        env.baseConfiguration(extraProxySettings: proxySettings) + """
-            [[external_credential]]
-            name = "Acme_API"
-            identity_provider_url = "\(env.identityProvider.tokenEndpointURL)"
-            signing_certificate = "Local_Signing"
-            scope = '{!"session:role:" + $User.Department}'
-            additional_refresh_status_codes = [403]
-            \(credentialSettings)
+        // Callouts have 30 s unless a test sets its own limit: the suites run in parallel on
+        // few cores, and a token fetch that waits for the CPU must not turn into a 504.
+        env.baseConfiguration(
+            extraProxySettings: (proxySettings.contains("request_timeout_seconds")
+                ? "" : "request_timeout_seconds = 30\n")
+                + proxySettings) + """
+                [[external_credential]]
+                name = "Acme_API"
+                identity_provider_url = "\(env.identityProvider.tokenEndpointURL)"
+                signing_certificate = "Local_Signing"
+                scope = '{!"session:role:" + $User.Department}'
+                additional_refresh_status_codes = [403]
+                \(credentialSettings)
 
-              [[external_credential.custom_header]]
-              name = "X-Tenant"
-              value = "acme"
+                  [[external_credential.custom_header]]
+                  name = "X-Tenant"
+                  value = "acme"
 
-              [[external_credential.custom_header]]
-              name = "X-Overridden"
-              value = "from-external"
+                  [[external_credential.custom_header]]
+                  name = "X-Overridden"
+                  value = "from-external"
 
-              [[external_credential.principal]]
-              name = "Reader"
-              sequence_number = 20
-              client_id = "acme-reader"
-              permission_sets = ["Readers", "Admins"]
-              profiles = ["Ops"]
+                  [[external_credential.principal]]
+                  name = "Reader"
+                  sequence_number = 20
+                  client_id = "acme-reader"
+                  permission_sets = ["Readers", "Admins"]
+                  profiles = ["Ops"]
 
-              [[external_credential.principal]]
-              name = "Admin"
-              sequence_number = 5
-              client_id = "acme-admin"
-              permission_sets = ["Admins"]
+                  [[external_credential.principal]]
+                  name = "Admin"
+                  sequence_number = 5
+                  client_id = "acme-admin"
+                  permission_sets = ["Admins"]
 
-            [[named_credential]]
-            name = "Acme"
-            url = "\(env.upstream.baseURL)/v2"
-            external_credential = "Acme_API"
-            \(namedSettings)
+                [[named_credential]]
+                name = "Acme"
+                url = "\(env.upstream.baseURL)/v2"
+                external_credential = "Acme_API"
+                \(namedSettings)
 
-              [[named_credential.custom_header]]
-              name = "X-Overridden"
-              value = "from-named"
+                  [[named_credential.custom_header]]
+                  name = "X-Overridden"
+                  value = "from-named"
 
-            [[named_credential]]
-            name = "Dormant"
-            url = "\(env.upstream.baseURL)/v2"
-            external_credential = "Acme_API"
-            enabled = false
+                [[named_credential]]
+                name = "Dormant"
+                url = "\(env.upstream.baseURL)/v2"
+                external_credential = "Acme_API"
+                enabled = false
 
-            \(extra)
-            """
+                \(extra)
+                """
     }
 
     static func with(
