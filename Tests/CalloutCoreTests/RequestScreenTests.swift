@@ -84,8 +84,8 @@ import Testing
     }
 
     @Test func proxyAuthenticationInfoIsHopByHop() {
-        #expect(OutboundHeaders.isHopByHop("Proxy-Authentication-Info"))
-        #expect(OutboundHeaders.isHopByHopResponseHeader("proxy-authentication-info", connectionTokens: []))
+        #expect(HopByHop.contains("Proxy-Authentication-Info"))
+        #expect(HopByHop.drops("proxy-authentication-info", listed: []))
     }
 
     @Test func routerRefusesBeforeLookingAtTheAlias() {

@@ -1,12 +1,5 @@
 /// Builds the header list sent upstream from the caller's headers.
 public enum OutboundHeaders {
-    /// Hop-by-hop and proxy-only headers (RFC 9110 §7.6.1), never forwarded in either direction.
-    /// `Proxy-Authentication-Info` (RFC 9110 §11.7.1) answers the proxy's own authentication.
-    public static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authorization", "proxy-authenticate", "proxy-authentication-info", "proxy-connection",
-    ]
-
     /// - Parameters:
     ///   - incoming: the caller's headers in order.
     ///   - isIdentityHeader: identity headers are consumed by the proxy, never forwarded.
@@ -22,16 +15,12 @@ public enum OutboundHeaders {
         authorization: String?, host: String, via: String, decrementMaxForwards: Bool = false
     ) -> [(String, String)] {
         // Per request: no lower-cased copies of names, and sets only when there is something in them.
-        var connectionTokens: Set<String> = []
-        for (name, value) in incoming where name.caseInsensitiveEquals("connection") {
-            for token in value.split(separator: ",") { connectionTokens.insert(token.trimming(" \t").lowercased()) }
-        }
+        let listed = HopByHop.connectionListed(in: incoming)
         var out: [(String, String)] = [("Host", host)]
         out.reserveCapacity(incoming.count + customHeaders.count + 3)
         var existingVia: [String] = []
         for (name, value) in incoming {
-            if isHopByHop(name) || isIdentityHeader(name) { continue }
-            if !connectionTokens.isEmpty && connectionTokens.contains(name.lowercased()) { continue }
+            if HopByHop.drops(name, listed: listed) || isIdentityHeader(name) { continue }
             if name.caseInsensitiveEquals("host") || name.caseInsensitiveEquals("content-length")
                 || name.caseInsensitiveEquals("expect")
             {
@@ -57,21 +46,6 @@ public enum OutboundHeaders {
         return out
     }
 
-    /// Whether `name` is one of ``hopByHop``, compared without allocating.
-    public static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: return name.caseInsensitiveEquals("te")
-        case 7: return name.caseInsensitiveEquals("trailer") || name.caseInsensitiveEquals("upgrade")
-        case 10: return name.caseInsensitiveEquals("connection") || name.caseInsensitiveEquals("keep-alive")
-        case 16: return name.caseInsensitiveEquals("proxy-connection")
-        case 17: return name.caseInsensitiveEquals("transfer-encoding")
-        case 18: return name.caseInsensitiveEquals("proxy-authenticate")
-        case 19: return name.caseInsensitiveEquals("proxy-authorization")
-        case 25: return name.caseInsensitiveEquals("proxy-authentication-info")
-        default: return false
-        }
-    }
-
     public static func customHeaderOrder(named: [CustomHeaderConfig], external: [CustomHeaderConfig])
         -> [(header: CustomHeaderConfig, fromNamedCredential: Bool)]
     {
@@ -79,10 +53,5 @@ public enum OutboundHeaders {
         return named.sorted { $0.sequenceNumber < $1.sequenceNumber }.map { ($0, true) }
             + external.filter { !namedNames.contains($0.name.lowercased()) }
             .sorted { $0.sequenceNumber < $1.sequenceNumber }.map { ($0, false) }
-    }
-
-    /// Response headers not to pass back to the caller.
-    public static func isHopByHopResponseHeader(_ name: String, connectionTokens: Set<String>) -> Bool {
-        isHopByHop(name) || (!connectionTokens.isEmpty && connectionTokens.contains(name.lowercased()))
     }
 }
