@@ -2,8 +2,17 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+/// No response head within `request_timeout_seconds`, or a response body silent that long.
+struct UpstreamTimeoutError: Error {}
+
 /// What a failed upstream exchange is called in problems and logs.
 enum UpstreamFailure {
+    /// The connection closed or was reset under the exchange: on a reused connection, the upstream
+    /// most likely closed it as idle before it saw the request.
+    static func isConnectionLoss(_ error: any Error) -> Bool {
+        error is UpstreamClosedError || error is IOError
+    }
+
     /// A caller-safe description of a failure to reach an upstream: never a header or body.
     static func describe(_ error: any Error) -> (timeout: Bool, reason: String) {
         if error is UpstreamTimeoutError { return (true, "timed out") }
