@@ -91,6 +91,8 @@ struct ConfigBuilder {
             s.minRequestBodyRateBytesPerSecond = v
         }
         if let v = t.int("idle_timeout_seconds", in: 1...3600) { s.idleTimeoutSeconds = v }
+        if let v = t.int("lingering_close_seconds", in: 0...60) { s.lingeringCloseSeconds = v }
+        if let v = t.int("lingering_close_max_bytes", in: 0...(1 << 30)) { s.lingeringCloseMaxBytes = v }
         if let v = t.int("max_connections", in: 1...1_000_000) { s.maxConnections = v }
         if let v = t.int("upstream_max_connections_per_host", in: 1...10_000) { s.upstreamMaxConnectionsPerHost = v }
         if let v = t.int("upstream_idle_timeout_seconds", in: 1...3600) { s.upstreamIdleTimeoutSeconds = v }

@@ -101,6 +101,12 @@ public struct ProxySettings: Sendable, Equatable {
     public var minRequestBodyRateBytesPerSecond: Int = 1024
     /// How long a keep-alive connection may sit idle between requests.
     public var idleTimeoutSeconds: Int = 60
+    /// After an answer sent before the request was read to its end (400, 413, 431), how long the
+    /// proxy goes on reading and dropping what the client sends, so it can read the answer;
+    /// 0 closes at once.
+    public var lingeringCloseSeconds: Int = 5
+    /// See ``lingeringCloseSeconds``: the most bytes read and dropped before closing.
+    public var lingeringCloseMaxBytes: Int = 1 << 20
     /// Keep-alive HTTP/1.1 connections to one upstream (shared out between event-loop threads) or
     /// identity provider host.
     public var upstreamMaxConnectionsPerHost: Int = 256

@@ -235,14 +235,17 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let current = exchange
         exchange = nil
         current?.clientGone()
-        let problem: Problem =
-            parseError == .headerOverflow
-            ? .headersTooLarge(limit: maxHeaderBytes) : .badRequest("malformed HTTP request")
+        let settings = services.configuration.current.config.proxy
+        let problem = CalloutFailure.malformed(parseError).problem(
+            .init(
+                namedCredential: nil, maxRequestBodyBytes: settings.maxRequestBodyBytes,
+                requestTimeoutSeconds: settings.requestTimeoutSeconds, maxHeaderBytes: maxHeaderBytes))
         writeHeadAndBody(ProblemResponse.parts(problem, head: nil, close: true))
-        let channel = context.channel
         // The close waits for the write; a client that stops reading is cut off at the idle limit.
         setClientDeadline(.now() + idleTimeout)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        // The rest of what the client sent is unread: lingering, so it reads the answer.
+        LingeringClose.close(
+            context.channel, after: context.writeAndFlush(wrapOutboundOut(.end(nil))), limits: lingering)
     }
 
     // MARK: - Time limits
@@ -332,6 +335,8 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         requestsInFlight -= 1
         if requestsInFlight == 0 { setClientDeadline(.now() + idleTimeout) }
         let stay = !services.connections.isDraining && keepAlive
+        // A request not read to its end, or more pipelined behind it: the client may still be sending.
+        let unread = readingBody || !queued.isEmpty
         if !stay {
             ignoringInput = true
             queued = []
@@ -344,8 +349,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
             drainQueue()
             resumeReading()
         } else {
-            let channel = context.channel
-            written.whenComplete { _ in channel.close(promise: nil) }
+            LingeringClose.close(context.channel, after: written, limits: unread ? lingering : nil)
         }
     }
 
@@ -356,6 +360,12 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ignoringInput = true
         context.flush()
         context.close(promise: nil)
+    }
+
+    /// `lingering_close_seconds` and `lingering_close_max_bytes` as configured now.
+    private var lingering: LingeringClose.Limits {
+        let settings = services.configuration.current.config.proxy
+        return .init(time: .seconds(Int64(settings.lingeringCloseSeconds)), maxBytes: settings.lingeringCloseMaxBytes)
     }
 
     private func writeHeadAndBody(_ parts: (HTTPResponseHead, ByteBuffer?)) {
