@@ -94,7 +94,7 @@ import Testing
     }
 
     @Test func zeroTurnsLingeringOff() async throws {
-        try await ProxyHarness.with(config: Self.config("")) { h in
+        try await ProxyHarness.with(config: Self.config("lingering_close_seconds = 0")) { h in
             let connection = try await RawConnection.open(port: h.proxyPort)
             defer { connection.close() }
             try? await connection.write("GET /callout:Acme/a HTTP/9.9\r\n" + Self.prefix + "\r\n")
