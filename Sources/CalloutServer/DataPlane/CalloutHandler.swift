@@ -99,7 +99,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         pool = services.pools.pool(for: context.eventLoop)
-        peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.parse)
+        peer = context.channel.remoteAddress?.addressBytes
         services.connections.add(self, on: context.eventLoop)
         if context.channel.isActive { setClientDeadline(.now() + headTimeout) }
     }
