@@ -54,45 +54,21 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var context: ChannelHandlerContext?
     private(set) var pool: UpstreamPool?
     private(set) var peer: [UInt8]?
+    private var machine: ClientConnectionStateMachine
     private var exchange: CalloutExchange?
-    /// Parts of pipelined requests that arrived while a callout was in progress.
-    private var queued: [HTTPServerRequestPart] = []
+    /// Re-entrancy guard: handing a queued part on can end a response, which hands on the next.
     private var drainingQueue = false
-    private var pendingRead = false
-    /// A response said `Connection: close`: the rest of the input is not read.
-    private var ignoringInput = false
-
-    private let headTimeout: TimeAmount
-    private let idleTimeout: TimeAmount
-    private let maxHeaderBytes: Int
-    private let bodyDeadline: BodyDeadline
-    /// When the current request's head arrived, and how many body bytes came since.
-    private var bodyStarted = NIODeadline.now()
-    private var bodyBytes = 0
-    /// Since when reads are held while a body is being read (backpressure from the upstream).
-    private var readsHeldSince: NIODeadline?
-    /// When the client must have made progress (nil: nothing is expected from it).
-    private var clientDeadline: NIODeadline?
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
-    /// Requests whose response has not ended.
-    private var requestsInFlight = 0
-    /// Between a request head and its end: body bytes are expected from the client.
-    private var readingBody = false
-    /// A response head went out and its end has not.
-    private var responseInProgress = false
-    private var parseErrorAnswered = false
-    /// A request asked to upgrade the protocol: nothing after it is read.
-    private var lastRequest = false
+    private let maxHeaderBytes: Int
 
     init(
         services: CalloutServices, headTimeout: TimeAmount, idleTimeout: TimeAmount,
         bodyDeadline: BodyDeadline = .off, maxHeaderBytes: Int
     ) {
         self.services = services
-        self.headTimeout = headTimeout
-        self.idleTimeout = idleTimeout
-        self.bodyDeadline = bodyDeadline
+        self.machine = ClientConnectionStateMachine(
+            limits: .init(headTimeout: headTimeout, idleTimeout: idleTimeout, body: bodyDeadline))
         self.maxHeaderBytes = maxHeaderBytes
     }
 
@@ -101,12 +77,17 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         pool = services.pools.pool(for: context.eventLoop)
         peer = context.channel.remoteAddress?.addressBytes
         services.connections.add(self, on: context.eventLoop)
-        if context.channel.isActive { setClientDeadline(.now() + headTimeout) }
+        if context.channel.isActive { activated() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        setClientDeadline(.now() + headTimeout)
+        activated()
         context.fireChannelActive()
+    }
+
+    private func activated() {
+        machine.activated(now: .now())
+        ensureTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -122,7 +103,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func clientGone() {
         timer?.cancel()
         timer = nil
-        clientDeadline = nil
+        machine.closed()
         if let context { services.connections.remove(self, on: context.eventLoop) }
         let current = exchange
         exchange = nil
@@ -130,52 +111,24 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // After a response that closes the connection nothing more is read or timed.
-        guard !ignoringInput else { return }
         let part = unwrapInboundIn(data)
+        switch machine.received(part, now: .now()) {
+        case .drop, .queue:
+            break
+        case .deliver:
+            deliver(part)
+        }
+        ensureTimer()
+    }
+
+    private func deliver(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
-            // NIO's decoder stops parsing after a request that asks for a protocol upgrade; the
-            // proxy does not upgrade, so that request is the connection's last: answered, closed.
-            if head.headers.contains(name: "upgrade") { lastRequest = true }
+            guard let pool, let context else { return }
             if head.method == .CONNECT { ConnectResponseFraming.unpairEncoder(context.pipeline.syncOperations) }
-            requestsInFlight += 1
-            readingBody = true
-            bodyStarted = .now()
-            bodyBytes = 0
-            setClientDeadline(bodyDeadline.limit(bodyStarted + idleTimeout, bodyStarted: bodyStarted, bodyBytes: 0))
-        case .body(let buffer):
-            if readingBody {
-                bodyBytes += buffer.readableBytes
-                let now = NIODeadline.now()
-                setClientDeadline(
-                    bodyDeadline.limit(now + idleTimeout, bodyStarted: bodyStarted, bodyBytes: bodyBytes))
-            }
-        case .end:
-            readingBody = false
-            // While the callout runs, the client owes nothing (its response may have ended already).
-            if requestsInFlight > 0 { setClientDeadline(nil) }
-        }
-        if !queued.isEmpty || (exchange != nil && isHead(part)) {
-            queued.append(part)
-            return
-        }
-        receive(part, context: context)
-    }
-
-    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
-        if case .head = part { return true }
-        return false
-    }
-
-    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        guard !ignoringInput else { return }
-        switch part {
-        case .head(let head):
-            guard let pool else { return }
             let next = CalloutExchange(
                 handler: self, pool: pool, snapshot: services.configuration.current, head: head,
-                closing: services.connections.isDraining || lastRequest)
+                closing: services.connections.isDraining || head.headers.contains(name: "upgrade"))
             exchange = next
             next.start()
         case .body(let buffer):
@@ -188,14 +141,10 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Hands queued pipelined parts on, up to the next head that must wait for a response.
     private func drainQueue() {
-        guard !drainingQueue, let context else { return }
+        guard !drainingQueue else { return }
         drainingQueue = true
         defer { drainingQueue = false }
-        while !queued.isEmpty, !ignoringInput {
-            if exchange != nil, isHead(queued[0]) { return }
-            receive(queued.removeFirst(), context: context)
-        }
-        if ignoringInput { queued = [] }
+        while let part = machine.nextQueued() { deliver(part) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -204,14 +153,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if !queued.isEmpty || (exchange?.holdsClientReads ?? false) || (lastRequest && !readingBody) {
-            // While the proxy holds reads, the body's time does not run: the client is not slow.
-            if readingBody, readsHeldSince == nil {
-                readsHeldSince = .now()
-                setClientDeadline(nil)
-            }
-            pendingRead = true
-        } else {
+        if machine.readRequested(calloutHoldsReads: exchange?.holdsClientReads ?? false, now: .now()) {
             context.read()
         }
     }
@@ -222,16 +164,12 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A client closing mid-request (invalidEOFState) gets no answer: nobody is listening.
-        guard let parseError = error as? HTTPParserError, parseError != .invalidEOFState, !parseErrorAnswered,
-            !responseInProgress, !ignoringInput, context.channel.isActive
+        guard let parseError = error as? HTTPParserError,
+            machine.parseError(parseError, channelActive: context.channel.isActive, now: .now()) == .answer
         else {
             context.close(promise: nil)
             return
         }
-        parseErrorAnswered = true
-        ignoringInput = true
-        queued = []
         let current = exchange
         exchange = nil
         current?.clientGone()
@@ -241,8 +179,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 namedCredential: nil, maxRequestBodyBytes: settings.maxRequestBodyBytes,
                 requestTimeoutSeconds: settings.requestTimeoutSeconds, maxHeaderBytes: maxHeaderBytes))
         writeHeadAndBody(ProblemResponse.parts(problem, head: nil, close: true))
-        // The close waits for the write; a client that stops reading is cut off at the idle limit.
-        setClientDeadline(.now() + idleTimeout)
+        ensureTimer()
         // The rest of what the client sent is unread: lingering, so it reads the answer.
         LingeringClose.close(
             context.channel, after: context.writeAndFlush(wrapOutboundOut(.end(nil))), limits: lingering)
@@ -250,16 +187,11 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Time limits
 
-    private func setClientDeadline(_ deadline: NIODeadline?) {
-        clientDeadline = deadline
-        ensureTimer()
-    }
-
     /// Makes sure the timer fires no later than the nearest limit. A timer already set for
     /// earlier stays: when it fires it finds nothing due and is set again.
     func ensureTimer() {
         guard let context else { return }
-        var next = clientDeadline
+        var next = machine.clientDeadline
         if let callout = exchange?.nextDeadline, next.map({ callout < $0 }) ?? true { next = callout }
         guard let next else { return }
         if let timerAt, timerAt <= next { return }
@@ -274,8 +206,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timerAt = nil
         guard let context else { return }
         let now = NIODeadline.now()
-        if let clientDeadline, clientDeadline <= now {
-            self.clientDeadline = nil
+        if machine.clientDeadlinePassed(now: now) {
             context.close(promise: nil)
             return
         }
@@ -290,7 +221,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Shutdown began: an idle connection closes now; a busy one when its response ends.
     func drainRequested() {
-        guard let context, exchange == nil, requestsInFlight == 0 else { return }
+        guard let context, exchange == nil, machine.isIdle else { return }
         context.close(promise: nil)
     }
 
@@ -304,23 +235,14 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func resumeReading() {
-        guard pendingRead, let context, queued.isEmpty, !(exchange?.holdsClientReads ?? false),
-            !(lastRequest && !readingBody)
+        guard let context, machine.resume(calloutHoldsReads: exchange?.holdsClientReads ?? false, now: .now())
         else { return }
-        pendingRead = false
-        if let held = readsHeldSince {
-            readsHeldSince = nil
-            let now = NIODeadline.now()
-            bodyStarted = bodyStarted + (now - held)
-            if readingBody {
-                setClientDeadline(bodyDeadline.limit(now + idleTimeout, bodyStarted: bodyStarted, bodyBytes: bodyBytes))
-            }
-        }
+        ensureTimer()
         context.read()
     }
 
     func write(_ part: HTTPServerResponsePart) {
-        if case .head(let head) = part, head.status.code >= 200 { responseInProgress = true }
+        if case .head(let head) = part, head.status.code >= 200 { machine.responseHeadWritten() }
         context?.write(wrapOutboundOut(part), promise: nil)
     }
 
@@ -331,25 +253,17 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func endResponse(of finished: CalloutExchange, keepAlive: Bool) {
         guard let context, exchange === finished else { return }
         exchange = nil
-        responseInProgress = false
-        requestsInFlight -= 1
-        if requestsInFlight == 0 { setClientDeadline(.now() + idleTimeout) }
-        let stay = !services.connections.isDraining && keepAlive
-        // A request not read to its end, or more pipelined behind it: the client may still be sending.
-        let unread = readingBody || !queued.isEmpty
-        if !stay {
-            ignoringInput = true
-            queued = []
-            // The close waits for the write; a client that stops reading is cut off at the idle limit.
-            setClientDeadline(.now() + idleTimeout)
-        }
+        let end = machine.responseEnded(
+            keepAlive: keepAlive, draining: services.connections.isDraining, now: .now())
+        ensureTimer()
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if stay {
+        switch end {
+        case .stay:
             guard context.channel.isActive else { return }
             drainQueue()
             resumeReading()
-        } else {
-            LingeringClose.close(context.channel, after: written, limits: unread ? lingering : nil)
+        case .close(let linger):
+            LingeringClose.close(context.channel, after: written, limits: linger ? lingering : nil)
         }
     }
 
@@ -357,7 +271,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func abort(_ finished: CalloutExchange) {
         guard let context, exchange === finished else { return }
         exchange = nil
-        ignoringInput = true
+        machine.aborted()
         context.flush()
         context.close(promise: nil)
     }
