@@ -29,7 +29,7 @@ USERS="${USERS:-10000}"
 BURST="${BURST:-1000}"
 STREAM_BYTES="${STREAM_BYTES:-1073741824}"
 OUT="${OUT:-$ROOT/BENCHMARKS.md}"
-BIN="$ROOT/.build/release/callout-proxy"
+BIN="${BIN:-$ROOT/.build/release/callout-proxy}"  # BIN=path measures another build (with NO_BUILD=1)
 
 log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

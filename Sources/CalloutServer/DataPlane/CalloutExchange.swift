@@ -214,7 +214,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         {
         case .deliverHead:
             log.status = status
-            lastActivity = .now()
+            lastActivity = pool.eventLoop.now
             handler.write(.head(callerHead))
         case let action:
             perform(action)
@@ -247,7 +247,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         if machine.timing == .silence {
             // While the body flows, the limit is on silence between reads.
             let quietUntil = lastActivity + .seconds(Int64(settings.requestTimeoutSeconds))
-            if quietUntil > .now() {
+            if quietUntil > pool.eventLoop.now {
                 deadline = quietUntil
                 return
             }
@@ -288,7 +288,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             connection?.flush()
         case .deliverBodyPart(let part):
             log.bytesOut += part.readableBytes
-            lastActivity = .now()
+            lastActivity = pool.eventLoop.now
             handler.write(.body(.byteBuffer(part)))
         case .finish(let reuseConnection, let keepClientConnection):
             if let connection { pool.release(connection, reusable: reuseConnection) }
@@ -324,7 +324,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         guard let plan, let demand else { return }
         // `request_timeout_seconds` counts from here: the token wait is part of the callout.
         if deadline == nil {
-            deadline = .now() + .seconds(Int64(settings.requestTimeoutSeconds))
+            deadline = pool.eventLoop.now + .seconds(Int64(settings.requestTimeoutSeconds))
             handler.ensureTimer()
         }
         guard plan.needsToken else { return tokenArrived(.success(nil)) }

@@ -72,6 +72,9 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.maxHeaderBytes = maxHeaderBytes
     }
 
+    /// The event loop's time (an embedded loop's in tests).
+    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         pool = services.pools.pool(for: context.eventLoop)
@@ -86,7 +89,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func activated() {
-        machine.activated(now: .now())
+        machine.activated(now: now)
         ensureTimer()
     }
 
@@ -112,7 +115,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        switch machine.received(part, now: .now()) {
+        switch machine.received(part, now: now) {
         case .drop, .queue:
             break
         case .deliver:
@@ -153,7 +156,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.readRequested(calloutHoldsReads: exchange?.holdsClientReads ?? false, now: .now()) {
+        if machine.readRequested(calloutHoldsReads: exchange?.holdsClientReads ?? false, now: now) {
             context.read()
         }
     }
@@ -165,7 +168,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parseError = error as? HTTPParserError,
-            machine.parseError(parseError, channelActive: context.channel.isActive, now: .now()) == .answer
+            machine.parseError(parseError, channelActive: context.channel.isActive, now: now) == .answer
         else {
             context.close(promise: nil)
             return
@@ -205,7 +208,6 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timer = nil
         timerAt = nil
         guard let context else { return }
-        let now = NIODeadline.now()
         if machine.clientDeadlinePassed(now: now) {
             context.close(promise: nil)
             return
@@ -235,7 +237,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func resumeReading() {
-        guard let context, machine.resume(calloutHoldsReads: exchange?.holdsClientReads ?? false, now: .now())
+        guard let context, machine.resume(calloutHoldsReads: exchange?.holdsClientReads ?? false, now: now)
         else { return }
         ensureTimer()
         context.read()
@@ -254,7 +256,7 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context, exchange === finished else { return }
         exchange = nil
         let end = machine.responseEnded(
-            keepAlive: keepAlive, draining: services.connections.isDraining, now: .now())
+            keepAlive: keepAlive, draining: services.connections.isDraining, now: now)
         ensureTimer()
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         switch end {
