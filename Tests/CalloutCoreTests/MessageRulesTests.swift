@@ -57,4 +57,13 @@ import Testing
         #expect(framing([], ["gzip"]) == nil)
         #expect(framing([], ["gzip", "chunked"]) == nil)
     }
+
+    @Test func theUpstreamRequestTargetIsTheURLsPathAndQuery() {
+        #expect(RequestTarget.of("https://api.example/v2/items?a=1") == "/v2/items?a=1")
+        #expect(RequestTarget.of("https://api.example:8443/") == "/")
+        #expect(RequestTarget.of("https://api.example") == "/")
+        #expect(RequestTarget.of("https://api.example?q=1") == "/?q=1")
+        #expect(RequestTarget.of("https://[::1]:8443/a/b") == "/a/b")
+        #expect(RequestTarget.of("not a url") == "/")
+    }
 }

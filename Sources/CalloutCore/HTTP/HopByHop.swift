@@ -8,8 +8,10 @@ public enum HopByHop {
         "proxy-authorization", "proxy-authenticate", "proxy-authentication-info", "proxy-connection",
     ]
 
-    /// Whether `name` is one of ``names``, compared without allocating.
-    public static func contains(_ name: some StringProtocol) -> Bool {
+    /// Whether `name` is one of ``names``, compared without allocating (called for every header
+    /// of every request and response).
+    @inlinable
+    public static func contains(_ name: String) -> Bool {
         switch name.utf8.count {
         case 2: return name.caseInsensitiveEquals("te")
         case 7: return name.caseInsensitiveEquals("trailer") || name.caseInsensitiveEquals("upgrade")
@@ -40,7 +42,8 @@ public enum HopByHop {
 
     /// Whether a header is dropped at this hop: a hop-by-hop name, or one the message's
     /// `Connection` header listed (``connectionListed(in:)``).
-    public static func drops(_ name: some StringProtocol, listed: [String]) -> Bool {
+    @inlinable
+    public static func drops(_ name: String, listed: [String]) -> Bool {
         contains(name) || (!listed.isEmpty && listed.contains { name.caseInsensitiveEquals($0) })
     }
 }

@@ -118,7 +118,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         plan = CalloutPlan(
             named: named, credential: routed.credential, principal: routed.principal, identity: routed.identity,
             head: head, incoming: incoming, targetURL: routed.targetURL,
-            requestTarget: UpstreamTarget.requestTarget(of: routed.targetURL),
+            requestTarget: RequestTarget.of(routed.targetURL),
             maxFormulaValueLength: settings.maxFormulaValueLength,
             isIdentityHeader: snapshot.identity.isIdentityHeader, upstream: upstream)
         perform(machine.routed(framing: bodyFraming, expectsContinue: expectation == .continueBeforeBody))

@@ -18,9 +18,6 @@ protocol UpstreamExchangeDelegate: AnyObject {
     var acceptsResponseBytes: Bool { get }
 }
 
-/// The upstream closed the connection before the response ended.
-struct UpstreamClosedError: Error {}
-
 /// Told when a connection is found out of step and closed: why, and the named credential of the
 /// last exchange it carried.
 typealias UpstreamDesyncReport = @Sendable (_ reason: UpstreamDesync, _ namedCredential: String?) -> Void

@@ -2,6 +2,9 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+/// The upstream closed the connection before the response ended.
+struct UpstreamClosedError: Error {}
+
 /// No response head within `request_timeout_seconds`, or a response body silent that long.
 struct UpstreamTimeoutError: Error {}
 
