@@ -47,11 +47,12 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         self.services = handler.services
         self.snapshot = snapshot
         self.head = head
-        let proxy = snapshot.config.proxy
+        // Read in place: a copy of the settings would retain and release every string in them.
         self.machine = CalloutStateMachine(
             .init(
                 method: head.method.rawValue, clientKeepAlive: head.isKeepAlive && !closing,
-                maxBodyBytes: proxy.maxRequestBodyBytes, replayBufferBytes: proxy.retryBodyBufferBytes))
+                maxBodyBytes: snapshot.config.proxy.maxRequestBodyBytes,
+                replayBufferBytes: snapshot.config.proxy.retryBodyBufferBytes))
         self.log = CalloutLogRecord(method: head.method.rawValue, target: head.uri, peer: handler.peer)
         if let id = RequestID.fromCaller(head.headers) {
             log.requestId = id
@@ -72,13 +73,12 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     // MARK: - Events from the client connection
 
     func start() {
-        let config = snapshot.config
         let incoming = Array(head.headers.map { ($0.name, $0.value) })
         var alias: String? = nil
         let routed: RoutedCallout
         let framing = BodyFraming.of(head)
         switch CalloutRouter.route(
-            config: config, identityResolver: snapshot.identity, method: head.method.rawValue, target: head.uri,
+            config: snapshot.config, identityResolver: snapshot.identity, method: head.method.rawValue, target: head.uri,
             headers: incoming, peer: handler.peer, httpVersion: (head.version.major, head.version.minor), alias: &alias)
         {
         case .success(let r): routed = r

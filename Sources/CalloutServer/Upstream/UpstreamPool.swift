@@ -241,11 +241,11 @@ final class UpstreamPool: @unchecked Sendable {
     /// taken without a callback).
     func takeIdle(_ endpoint: UpstreamEndpoint) -> UpstreamConnection? {
         eventLoop.assertInEventLoop()
-        guard !closed, !idle.isEmpty else { return nil }
-        guard var list = idle[endpoint] else { return nil }
-        defer { idle[endpoint] = list.isEmpty ? nil : list }
+        guard !closed, !idle.isEmpty, let index = idle.index(forKey: endpoint) else { return nil }
+        // In place: a copy of the list taken out of the dictionary would be copied again to change.
+        defer { if idle.values[index].isEmpty { idle.remove(at: index) } }
         // Most recently used first: its TCP and TLS state are warmest.
-        while let connection = list.popLast() {
+        while let connection = idle.values[index].popLast() {
             if connection.canCarryAnotherExchange { return connection }
             connection.abandon()
         }
