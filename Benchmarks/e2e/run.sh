@@ -370,14 +370,17 @@ log "proxy RSS after 15 s idle $(mib "$RSS_AFTER_IDLE") MiB"
 # --- optional profile ------------------------------------------------------------------------
 if [ -n "${PROFILE:-}" ] && command -v perf >/dev/null; then
     log "profile: perf stat + perf record on the proxy under wrk -c 64"
-    (timeout $((DURATION + 30)) wrk -t "$THREADS" -c 64 -d "${DURATION}s" "${ID_HEADER[@]}" \
+    # Long enough to cover perf stat (5 s) and perf record (3 s) after it.
+    (timeout 60 wrk -t "$THREADS" -c 64 -d 12s "${ID_HEADER[@]}" \
         "http://127.0.0.1:$PX/callout:Bench/" >"$W/profile-wrk.txt") &
     wrkpid=$!
     sleep 1
     perf stat -e task-clock,instructions,cycles,context-switches -p "$PROXY_PID" -- sleep 5 \
         >"$W/perf-stat.txt" 2>&1 || true
-    perf record -F 499 -g -p "$PROXY_PID" -o "$W/perf.data" -- sleep 3 >/dev/null 2>&1 || true
+    # cpu-clock: a software event, sampled where hardware counters are not available (VMs).
+    perf record -e cpu-clock -F 999 -g -p "$PROXY_PID" -o "$W/perf.data" -- sleep 3 >/dev/null 2>&1 || true
     wait "$wrkpid" || true
+    cp "$W/perf.data" "${PERF_DATA:-/dev/null}" 2>/dev/null || true
     mkdir -p "$ROOT/Benchmarks/e2e/profile"
     cp "$W/perf-stat.txt" "$W/profile-wrk.txt" "$ROOT/Benchmarks/e2e/profile/" 2>/dev/null || true
     perf report -i "$W/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^$' \
