@@ -117,7 +117,8 @@ struct DevIdPCommand: AsyncParsableCommand {
         logger.logLevel = .info
         let provider = try await DevelopmentIdentityProvider.start(
             configuration: .init(host: address.host, port: address.port, expiresIn: tokenLifetime, tls: tls),
-            clients: clients.clientIds, verifier: clients.verifier(), logger: logger)
+            clients: clients.clientIds, verifier: clients.verifier(), registrations: clients.registrations,
+            logger: logger)
 
         var banner = ["DEVELOPMENT IDENTITY PROVIDER — for local testing only, never production"]
         banner.append("token endpoint: \(provider.tokenEndpointURL)")

@@ -35,6 +35,10 @@ extension DevelopmentIdentityProvider {
         case expiresIn(Int)
         /// Closes the connection without answering.
         case closeConnection
+        /// The metadata endpoints answer 503 (token requests are answered as usual).
+        case metadataUnavailable
+        /// The metadata names this issuer instead of the provider's own.
+        case metadataIssuer(String)
     }
 
     public struct Configuration: Sendable {
@@ -93,6 +97,10 @@ extension DevelopmentIdentityProvider {
         public var claims: [String: String]
         /// HTTP status answered (0 when the connection was closed instead).
         public var status: Int
+        /// The `Authorization` header (client authentication `basic`): a secret, test data.
+        public var authorization: String?
+        /// The DER of the TLS client certificate presented, if any.
+        public var clientCertificateDER: [UInt8]?
 
         public var clientId: String? { value("client_id") }
         public var scope: String? { value("scope") }

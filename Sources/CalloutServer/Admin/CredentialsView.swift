@@ -64,8 +64,14 @@ enum CredentialsView {
     ) -> JSONValue {
         JSON.object([
             ("name", .string(e.name)), ("label", .string(e.label)),
-            ("identity_provider_url", .string(redactUserInfo(e.identityProviderURL))),
-            ("signing_certificate", .string(e.signingCertificate)),
+            ("authentication_flow", .string(e.flow.rawValue)),
+            ("client_authentication", .string(e.clientAuthentication.rawValue)),
+            (
+                "identity_provider_url",
+                e.identityProviderIssuer == nil ? .string(redactUserInfo(e.identityProviderURL)) : nil
+            ),
+            ("identity_provider_issuer", e.identityProviderIssuer.map { .string(redactUserInfo($0)) }),
+            ("signing_certificate", e.flow.signsJWT ? .string(e.signingCertificate) : nil),
             ("signing_algorithm", .string(e.signingAlgorithm.rawValue)),
             ("scope", JSON.string(e.scope?.source)),
             ("jwt_expiration_seconds", JSON.int(e.jwtExpirationSeconds)),
