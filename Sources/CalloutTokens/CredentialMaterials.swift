@@ -25,6 +25,9 @@ public struct CredentialMaterials: Sendable {
     public func signingMaterial(_ certificate: String) -> SigningMaterial? { signing[certificate.lowercased()] }
     public func tlsIdentity(_ certificate: String) -> TLSIdentity? { tlsIdentities[certificate.lowercased()] }
 
+    /// Every loaded client secret, to scrub from identity provider answers.
+    public var allClientSecrets: [String] { clientSecrets.values.map(\.value) }
+
     /// The client secret of `principal` of external credential `credential`, when it has one.
     public func clientSecret(credential: String, principal: String) -> ClientSecret? {
         clientSecrets[ClientSecret.key(credential: credential, principal: principal)]

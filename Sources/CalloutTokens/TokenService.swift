@@ -121,11 +121,12 @@ public final class TokenService: TokenSource {
         // The current materials' TLS: trust roots (`ca_file`) and client certificates changed by
         // a reload apply to the next connection.
         let tls = materials().tlsConfiguration(clientCertificate: credential.identityProviderClientCertificate)
-        return try await client.fetchToken(
-            TokenRequest(
-                kind: kind, identityProviderURL: endpoint, clientId: demand.principal.clientId, assertion: jwt,
-                scope: prepared.scope, externalCredential: credential.name, principal: demand.principal.name,
-                assertionID: jti, tlsConfiguration: tls))
+        var request = TokenRequest(
+            kind: kind, identityProviderURL: endpoint, clientId: demand.principal.clientId, assertion: jwt,
+            scope: prepared.scope, externalCredential: credential.name, principal: demand.principal.name,
+            assertionID: jti, tlsConfiguration: tls)
+        request.redactions = materials().allClientSecrets
+        return try await client.fetchToken(request)
     }
 
     /// How the client authenticates besides a signed assertion; throws a ``Problem`` when its

@@ -41,6 +41,9 @@ public struct TokenRequest: Sendable {
 
     /// The grant and client authentication (default: the client assertion).
     public var kind: Kind = .clientAssertion
+    /// Other secrets to scrub from whatever the identity provider answers (every loaded client
+    /// secret: a provider's error text must not carry another client's secret into a log line).
+    public var redactions: [String] = []
 
     /// The token endpoint (`https://`, or `http://` to a loopback address only).
     public var identityProviderURL: String
@@ -153,6 +156,7 @@ public struct TokenRequest: Sendable {
         default: break
         }
         if let header = authorizationHeader { list.append(String(header.dropFirst("Basic ".count))) }
+        for other in redactions { list += [other, FormURLEncoding.encode(other)] }
         return list
     }
 }
