@@ -250,4 +250,25 @@ import Testing
             #expect(!(try await h.admin(.GET, "/readyz").body.contains("token_endpoint_discovery_failed")))
         }
     }
+
+    @Test func secretFilesAreWatchedLikeKeys() throws {
+        let config = try ConfigLoader.load(
+            text: """
+                [[external_credential]]
+                name = "Reports_API"
+                authentication_flow = "client_credentials_client_secret"
+                identity_provider_url = "https://idp.example/token"
+
+                  [[external_credential.principal]]
+                  name = "Reporting"
+                  sequence_number = 1
+                  client_id = "reporting-client"
+                  client_secret_file = "secrets/reporting"
+                  permission_sets = ["Readers"]
+                """, file: "/etc/proxy/proxy.conf", baseDirectory: "/etc/proxy")
+        #expect(
+            WatchedFiles.paths(configFile: "/etc/proxy/proxy.conf", config: config) == [
+                "/etc/proxy/proxy.conf", "/etc/proxy/secrets/reporting",
+            ])
+    }
 }

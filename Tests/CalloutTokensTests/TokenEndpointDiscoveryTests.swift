@@ -81,6 +81,8 @@ import Testing
         #expect(r5 == 2)
         let r6 = machine.refresh("https://i")
         #expect(r6)
+        // A retry under way is still a failure until it succeeds.
+        #expect(machine.failures["https://i"] == Self.failure)
         let r7 = machine.refresh("https://i")
         #expect(!r7)
         let r8 = machine.failed("https://i", Self.failure, now: 1)

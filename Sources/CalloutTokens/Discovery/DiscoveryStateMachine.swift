@@ -3,8 +3,9 @@
 /// the timed retries it is told to.
 struct DiscoveryStateMachine: Sendable {
     enum Entry: Sendable, Equatable {
-        /// A fetch is running; `previous` is the endpoint found before (still served meanwhile).
-        case fetching(attempt: Int, previous: String?)
+        /// A fetch is running; `previous` is the endpoint found before (still served meanwhile),
+        /// `lastError` why the one before failed (a retry is still a failure until it succeeds).
+        case fetching(attempt: Int, previous: String?, lastError: TokenEndpointDiscoveryError?)
         case resolved(String)
         /// The last fetch failed; the next one may start at `retryAt`.
         case failed(TokenEndpointDiscoveryError, attempt: Int, retryAt: Double, previous: String?)
@@ -33,8 +34,8 @@ struct DiscoveryStateMachine: Sendable {
     mutating func demand(_ issuer: String, now: Double) -> Demand {
         switch entries[issuer] {
         case .resolved(let endpoint): return .use(endpoint)
-        case .fetching(_, let previous?): return .use(previous)
-        case .fetching(_, nil): return .wait
+        case .fetching(_, let previous?, _): return .use(previous)
+        case .fetching(_, nil, _): return .wait
         case .failed(_, _, _, let previous?): return .use(previous)
         case .failed(let error, let attempt, let retryAt, nil):
             guard now >= retryAt else {
@@ -42,10 +43,10 @@ struct DiscoveryStateMachine: Sendable {
                 error.retryAfterSeconds = (retryAt - now).rounded(.up)
                 return .fail(error)
             }
-            entries[issuer] = .fetching(attempt: attempt + 1, previous: nil)
+            entries[issuer] = .fetching(attempt: attempt + 1, previous: nil, lastError: error)
             return .start
         case nil:
-            entries[issuer] = .fetching(attempt: 1, previous: nil)
+            entries[issuer] = .fetching(attempt: 1, previous: nil, lastError: nil)
             return .start
         }
     }
@@ -55,11 +56,11 @@ struct DiscoveryStateMachine: Sendable {
         switch entries[issuer] {
         case .fetching: return false
         case .resolved(let endpoint):
-            entries[issuer] = .fetching(attempt: 1, previous: endpoint)
-        case .failed(_, let attempt, _, let previous):
-            entries[issuer] = .fetching(attempt: attempt + 1, previous: previous)
+            entries[issuer] = .fetching(attempt: 1, previous: endpoint, lastError: nil)
+        case .failed(let error, let attempt, _, let previous):
+            entries[issuer] = .fetching(attempt: attempt + 1, previous: previous, lastError: error)
         case nil:
-            entries[issuer] = .fetching(attempt: 1, previous: nil)
+            entries[issuer] = .fetching(attempt: 1, previous: nil, lastError: nil)
         }
         return true
     }
@@ -71,7 +72,7 @@ struct DiscoveryStateMachine: Sendable {
 
     /// Records a failure; returns the seconds until the retry to schedule.
     mutating func failed(_ issuer: String, _ error: TokenEndpointDiscoveryError, now: Double) -> Double? {
-        guard case .fetching(let attempt, let previous) = entries[issuer] else { return nil }
+        guard case .fetching(let attempt, let previous, _) = entries[issuer] else { return nil }
         let wait = Self.backoff(attempt: attempt)
         entries[issuer] = .failed(error, attempt: attempt, retryAt: now + wait, previous: previous)
         return wait
@@ -82,11 +83,14 @@ struct DiscoveryStateMachine: Sendable {
         entries = entries.filter { issuers.contains($0.key) }
     }
 
-    /// The issuers whose last fetch failed, with why.
+    /// The issuers whose last fetch failed (a retry may be running), with why.
     var failures: [String: TokenEndpointDiscoveryError] {
         var out: [String: TokenEndpointDiscoveryError] = [:]
         for (issuer, entry) in entries {
-            if case .failed(let error, _, _, _) = entry { out[issuer] = error }
+            switch entry {
+            case .failed(let error, _, _, _), .fetching(_, _, let error?): out[issuer] = error
+            default: break
+            }
         }
         return out
     }
