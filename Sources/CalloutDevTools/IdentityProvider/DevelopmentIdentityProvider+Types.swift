@@ -35,10 +35,11 @@ extension DevelopmentIdentityProvider {
         case expiresIn(Int)
         /// Closes the connection without answering.
         case closeConnection
-        /// The metadata endpoints answer 503 (token requests are answered as usual).
-        case metadataUnavailable
         /// The metadata names this issuer instead of the provider's own.
         case metadataIssuer(String)
+        /// The metadata endpoint `path` (nil: both) answers `status` with `body` (and `Location`
+        /// when given); token requests are answered as usual.
+        case metadataAnswer(path: String?, status: Int, body: String, location: String? = nil)
     }
 
     public struct Configuration: Sendable {

@@ -199,7 +199,7 @@ public final class DevelopmentIdentityProvider: Sendable {
             return .json(200, #"{"access_token": "unterminated"#)
         case .closeConnection:
             return IdentityProviderReply(status: 0, closeWithoutAnswer: true)
-        case .none, .slow, .missingAccessToken, .expiresIn, .metadataUnavailable, .metadataIssuer:
+        case .none, .slow, .missingAccessToken, .expiresIn, .metadataIssuer, .metadataAnswer:
             break
         }
         if let reply = respondToRegisteredFlow(request, fault: fault) { return reply }

@@ -174,7 +174,11 @@ extension DevelopmentIdentityProvider {
             state.metadataRequestCount += 1
             return state.fault
         }
-        if case .metadataUnavailable = fault { return .json(503, #"{"error":"temporarily_unavailable"}"#) }
+        if case .metadataAnswer(let path, let status, let body, let location) = fault,
+            path == nil || path == request.path
+        {
+            return .json(status, body, headers: location.map { [("Location", $0)] } ?? [])
+        }
         let issuer: String =
             if case .metadataIssuer(let other) = fault { other } else { baseURL }
         return .json(
