@@ -271,4 +271,69 @@ import Testing
                 "/etc/proxy/proxy.conf", "/etc/proxy/secrets/reporting",
             ])
     }
+
+    @Test func aReloadDropsTokensWhenFlowAuthenticationIssuerOrSecretChange() throws {
+        let principal = PrincipalConfig(
+            name: "P", sequenceNumber: 1, clientId: "p", permissionSets: ["S"],
+            clientSecret: ClientSecretSource(.environment("S"), keyPath: "k"))
+        var credential = ExternalCredentialConfig(
+            name: "A", identityProviderURL: URL(string: "https://idp.example/token")!, signingCertificate: "",
+            principals: [principal])
+        credential.flow = .clientCredentialsClientSecret
+        credential.clientAuthentication = .basic
+        let base = ProxyConfig(externalCredentials: [credential])
+        func materials(_ secret: String) -> CredentialMaterials {
+            CredentialMaterials(clientSecrets: [("A", "P", ClientSecret(secret))])
+        }
+        func drop(_ edit: (inout ExternalCredentialConfig) -> Void, secret: String = "one") -> [String] {
+            var changed = base
+            edit(&changed.externalCredentials[0])
+            return TokenRelevantChanges.credentialsToDrop(
+                old: base, oldMaterials: materials("one"), new: changed, newMaterials: materials(secret))
+        }
+        #expect(drop { _ in } == [])
+        #expect(drop({ _ in }, secret: "two") == ["A"])
+        #expect(drop { $0.clientAuthentication = .post } == ["A"])
+        #expect(drop { $0.flow = .jwtBearer } == ["A"])
+        #expect(drop { $0.identityProviderIssuer = URL(string: "https://idp.example")! } == ["A"])
+    }
+
+    @Test func aJWTBearerGrantForAnotherAudienceIsRefusedByTheProvider() async throws {
+        try await OpsHarness.with(config: { env in
+            env.identityProvider.register(
+                clientId: "reporting-client",
+                .init(
+                    grant: .jwtBearer(
+                        key: env.signingKey.verificationKey, algorithm: .rs256,
+                        audience: "https://login.salesforce.com", maxLifetimeSeconds: 300),
+                    authentication: .none))
+            return Self.reports(
+                env,
+                settings: """
+                    authentication_flow = "jwt_bearer"
+                    identity_provider_url = "\(env.identityProvider.tokenEndpointURL)"
+                    signing_certificate = "Local_Signing"
+                    """)
+        }) { h in
+            let refused = try await h.callout("/callout:Reports/items")
+            #expect(refused.status == 502)
+            #expect(refused.body.contains("invalid_grant"), "\(refused.body)")
+            // With the audience the provider expects, the same grant is accepted.
+            try h.rewrite(
+                Self.reports(
+                    h.env,
+                    settings: """
+                        authentication_flow = "jwt_bearer"
+                        identity_provider_url = "\(h.idp.tokenEndpointURL)"
+                        signing_certificate = "Local_Signing"
+
+                          [external_credential.jwt_claims]
+                          aud = "https://login.salesforce.com"
+                        """))
+            #expect(try await h.admin(.POST, "/reload").status == 200)
+            let accepted = try await h.callout("/callout:Reports/items")
+            #expect(accepted.status == 200, "\(accepted.body)")
+            #expect(h.idp.requests.last?.claims["aud"] == "https://login.salesforce.com")
+        }
+    }
 }
