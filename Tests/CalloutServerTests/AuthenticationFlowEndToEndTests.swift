@@ -102,6 +102,10 @@ import Testing
         }) { h in
             let first = try await h.callout("/callout:Reports/items")
             #expect(first.status == 200, "\(first.body)")
+            let credentials = try await h.admin(.GET, "/credentials")
+            #expect(
+                credentials.body.contains(#""client_secret_from": "file:\#(h.env.directory.path)/reporting.secret""#))
+            #expect(credentials.body.contains(#""client_authentication": "post""#))
             let request = try #require(h.idp.requests.last)
             #expect(request.authorization == nil)
             #expect(request.value("client_id") == "reporting-client")

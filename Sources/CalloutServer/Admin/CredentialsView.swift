@@ -92,10 +92,20 @@ enum CredentialsView {
                             ("sequence_number", JSON.int($0.sequenceNumber)), ("name", .string($0.name)),
                             ("client_id", .string($0.clientId)), ("permission_sets", JSON.strings($0.permissionSets)),
                             ("profiles", JSON.strings($0.profiles)),
+                            ("client_secret_from", secretSource($0.clientSecret)),
                         ])
                     })
             ),
         ])
+    }
+
+    /// Where a principal's client secret is read from (`env:NAME` or `file:PATH`), never the secret.
+    static func secretSource(_ source: ClientSecretSource?) -> JSONValue? {
+        switch source?.kind {
+        case .environment(let name): .string("env:" + name)
+        case .file(let path): .string("file:" + path)
+        case nil: nil
+        }
     }
 
     static func certificate(_ c: CertificateConfig, material: SigningMaterial?, usedFor: [String]) -> JSONValue {
