@@ -69,4 +69,19 @@ import Testing
             #expect(failure(await discover(fixture, issuer: base + "/")).contains("not the configured"))
         }
     }
+
+    @Test func aSlowIssuerTimesOut() async throws {
+        try await IdentityProviderFixture.with { fixture in
+            fixture.provider.setFault(.slow(seconds: 1.5))
+            let result: String
+            do {
+                result = try await fixture.client(timeout: .milliseconds(300)).discoverTokenEndpoint(
+                    issuer: fixture.provider.baseURL, tlsConfiguration: nil)
+            } catch {
+                result = "\(error)"
+            }
+            #expect(result.contains("not discovered"), "\(result)")
+            #expect(result.contains("openid-configuration: timed out: "), "\(result)")
+        }
+    }
 }

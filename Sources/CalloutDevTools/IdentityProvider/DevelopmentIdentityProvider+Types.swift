@@ -25,7 +25,7 @@ extension DevelopmentIdentityProvider {
         case serverError(Int)
         /// 429 with `Retry-After: <seconds>`.
         case tooManyRequests(retryAfter: Int)
-        /// Answers normally after this many seconds (scheduled on the event loop).
+        /// Answers normally after this many seconds (scheduled on the event loop); metadata too.
         case slow(seconds: Double)
         /// 200 with a body that is not JSON.
         case malformedJSON

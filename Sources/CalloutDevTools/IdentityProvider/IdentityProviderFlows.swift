@@ -181,10 +181,12 @@ extension DevelopmentIdentityProvider {
         }
         let issuer: String =
             if case .metadataIssuer(let other) = fault { other } else { baseURL }
-        return .json(
+        var reply = IdentityProviderReply.json(
             200,
             #"{"issuer":\#(jsonString(issuer)),"token_endpoint":\#(jsonString(tokenEndpointURL)),"token_endpoint_auth_methods_supported":["private_key_jwt","client_secret_basic","client_secret_post","tls_client_auth"],"grant_types_supported":["client_credentials","urn:ietf:params:oauth:grant-type:jwt-bearer"]}"#
         )
+        if case .slow(let seconds) = fault { reply.delay = seconds }
+        return reply
     }
 }
 

@@ -66,8 +66,9 @@ extension TokenExchangeError {
     /// The text after the kind, for messages that give their own context.
     var reason: String {
         switch self {
-        case .invalidRequest(let text), .unreachable(let text), .timedOut(let text), .malformedResponse(let text):
-            text
+        case .invalidRequest(let text), .malformedResponse(let text): text
+        case .unreachable(let text): "unreachable: \(text)"
+        case .timedOut(let text): "timed out: \(text)"
         default: description
         }
     }
