@@ -72,10 +72,10 @@ import Testing
 
     @Test func aSlowIssuerTimesOut() async throws {
         try await IdentityProviderFixture.with { fixture in
-            fixture.provider.setFault(.slow(seconds: 1.5))
+            fixture.provider.setFault(.slow(seconds: 4))
             let result: String
             do {
-                result = try await fixture.client(timeout: .milliseconds(300)).discoverTokenEndpoint(
+                result = try await fixture.client(timeout: .milliseconds(200)).discoverTokenEndpoint(
                     issuer: fixture.provider.baseURL, tlsConfiguration: nil)
             } catch {
                 result = "\(error)"
