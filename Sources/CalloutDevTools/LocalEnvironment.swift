@@ -22,8 +22,10 @@ public final class LocalEnvironment: Sendable {
     /// - Parameters:
     ///   - clientIds: the client ids the identity provider accepts, all verified with the generated key.
     ///   - algorithm: the signing algorithm the identity provider allows for them.
+    ///   - registrations: clients of the client-secret, TLS certificate and JWT bearer flows.
     public static func start(
         clientIds: [String], algorithm: SigningAlgorithm = .rs256, tokenLifetimeSeconds: Int = 300,
+        registrations: [String: DevelopmentIdentityProvider.ClientRegistration] = [:],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "callout.local-environment", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> LocalEnvironment {
@@ -44,7 +46,8 @@ public final class LocalEnvironment: Sendable {
         idpConfiguration.tls = tls
         idpConfiguration.expiresIn = tokenLifetimeSeconds
         let idp = try await DevelopmentIdentityProvider.start(
-            configuration: idpConfiguration, clients: clients.clientIds, verifier: clients.verifier(), group: group,
+            configuration: idpConfiguration, clients: clients.clientIds, verifier: clients.verifier(),
+            registrations: registrations, group: group,
             logger: logger)
         do {
             let upstream = try await EchoUpstream.start(

@@ -47,7 +47,7 @@ public enum CalloutExplainer {
         lines.append("named credential:   \(named.name) (\(named.label))")
         lines.append("endpoint:           \(routed.targetURL)")
         lines.append(
-            "external credential: \(routed.credential.name), \(routed.credential.signingAlgorithm.rawValue), token from \(routed.credential.identityProviderURL.absoluteString)"
+            "external credential: \(routed.credential.name), \(Self.flow(routed.credential)), token from \(routed.credential.tokenEndpointDescription)"
         )
         var who = id.callerName.map { "caller \($0)" } ?? "trusted address"
         who += "; permission sets: " + (id.permissionSets.isEmpty ? "none" : id.permissionSets.joined(separator: ", "))
@@ -103,5 +103,16 @@ public enum CalloutExplainer {
         let codes = ([401] + routed.credential.additionalRefreshStatusCodes).map(String.init).joined(separator: ", ")
         lines.append("refresh and retry once on: \(codes)")
         return Explanation(lines: lines, problem: nil)
+    }
+}
+
+extension CalloutExplainer {
+    /// How the credential gets its tokens, in a few words: the assertion flow keeps its algorithm alone.
+    static func flow(_ credential: ExternalCredentialConfig) -> String {
+        switch credential.flow {
+        case .clientCredentialsJWTAssertion: credential.signingAlgorithm.rawValue
+        case .jwtBearer: "JWT bearer grant (\(credential.signingAlgorithm.rawValue))"
+        case .clientCredentialsClientSecret: "client credentials (\(credential.clientAuthentication.rawValue))"
+        }
     }
 }

@@ -90,7 +90,8 @@ public final class CalloutProxyService: Sendable {
                 configuration: runtime, tokens: tokens, group: group, logger: logger,
                 observer: CompositeObserver(observers: observers))
             let reloader = ConfigReloader(
-                source: source, runtime: runtime, cache: cache, metrics: metrics, logger: logger)
+                source: source, runtime: runtime, cache: cache, metrics: metrics, logger: logger,
+                applied: { tokens.discoverTokenEndpoints($0) })
             metrics.configurationInstalled(generation: runtime.current.generation)
             metrics.readUpstreamConnections { proxy.upstreamConnectionCount }
             let address = try await ListenError.naming("proxy.listen", settings.listen) { try await proxy.bind() }
@@ -117,6 +118,7 @@ public final class CalloutProxyService: Sendable {
                 }
             }
             readiness.setListening()
+            tokens.discoverTokenEndpoints(config)
             return CalloutProxyService(
                 runtime: runtime, tokens: tokens, httpClient: httpClient, proxy: proxy, listenAddress: address,
                 metrics: metrics, readiness: readiness, accessLogFile: accessLogFile, reloader: reloader, admin: admin,
@@ -193,6 +195,7 @@ public final class CalloutProxyService: Sendable {
     /// Releases the upstream connection pool and writes and closes the access log file. Call
     /// after `run()` returned (or instead of it).
     public func close() async {
+        tokens.discovery.shutdown()
         try? await httpClient.shutdown()
         accessLogFile?.close()
     }

@@ -19,16 +19,43 @@ public struct CredentialMaterials: Sendable {
     /// The certificates of `ca_file`, added to the system's trust roots.
     public let additionalTrustRoots: [NIOSSLCertificate]
 
+    /// Client secrets by external credential and principal (see ``clientSecret(credential:principal:)``).
+    let clientSecrets: [String: ClientSecret]
+
     public func signingMaterial(_ certificate: String) -> SigningMaterial? { signing[certificate.lowercased()] }
     public func tlsIdentity(_ certificate: String) -> TLSIdentity? { tlsIdentities[certificate.lowercased()] }
 
+    /// Every loaded client secret, to scrub from identity provider answers.
+    public var allClientSecrets: [String] { clientSecrets.values.map(\.value) }
+
+    /// The client secret of `principal` of external credential `credential`, when it has one.
+    public func clientSecret(credential: String, principal: String) -> ClientSecret? {
+        clientSecrets[ClientSecret.key(credential: credential, principal: principal)]
+    }
+
     public init(
         signing: [String: SigningMaterial] = [:], tlsIdentities: [String: TLSIdentity] = [:],
-        additionalTrustRoots: [NIOSSLCertificate] = []
+        additionalTrustRoots: [NIOSSLCertificate] = [],
+        clientSecrets: [(credential: String, principal: String, secret: ClientSecret)] = []
     ) {
         self.signing = signing
         self.tlsIdentities = tlsIdentities
         self.additionalTrustRoots = additionalTrustRoots
+        var secrets: [String: ClientSecret] = [:]
+        for entry in clientSecrets {
+            secrets[ClientSecret.key(credential: entry.credential, principal: entry.principal)] = entry.secret
+        }
+        self.clientSecrets = secrets
+    }
+
+    private init(
+        signing: [String: SigningMaterial], tlsIdentities: [String: TLSIdentity],
+        additionalTrustRoots: [NIOSSLCertificate], secretsByKey: [String: ClientSecret]
+    ) {
+        self.signing = signing
+        self.tlsIdentities = tlsIdentities
+        self.additionalTrustRoots = additionalTrustRoots
+        self.clientSecrets = secretsByKey
     }
 
     /// Client TLS towards upstreams and identity providers: TLS 1.2 or later, the system's trust
@@ -96,7 +123,7 @@ public struct CredentialMaterials: Sendable {
                     ))
             }
         }
-        for (i, e) in config.externalCredentials.enumerated() {
+        for (i, e) in config.externalCredentials.enumerated() where e.flow.signsJWT {
             guard let material = signing[e.signingCertificate.lowercased()] else { continue }
             if !material.key.canSign(e.signingAlgorithm) {
                 issues.append(
@@ -121,8 +148,11 @@ public struct CredentialMaterials: Sendable {
                 issues.append(config.issue(keyPath, error.description))
             }
         }
+        let (secrets, secretIssues) = ClientSecret.load(config, environment: environment)
+        issues += secretIssues
         if !issues.isEmpty { throw ConfigError(inLineOrder: issues) }
-        return CredentialMaterials(signing: signing, tlsIdentities: tls, additionalTrustRoots: roots)
+        return CredentialMaterials(
+            signing: signing, tlsIdentities: tls, additionalTrustRoots: roots, secretsByKey: secrets)
     }
 
     private static func keyPath(for error: KeyLoadError, certificateFile: String?) -> String {

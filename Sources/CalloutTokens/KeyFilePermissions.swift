@@ -3,14 +3,25 @@ import Foundation
 
 /// Private key files that others on the machine can read, reported by `check` as ssh does.
 public enum KeyFilePermissions {
-    /// A warning for each `private_key_file` readable by its group or by others.
+    /// A warning for each `private_key_file` and `client_secret_file` readable by its group or
+    /// by others.
     public static func warnings(_ config: ProxyConfig) -> [ConfigIssue] {
-        config.certificates.enumerated().compactMap { i, certificate in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: certificate.privateKeyFile)
+        var files = config.certificates.enumerated().map { i, certificate in
+            (path: certificate.privateKeyFile, keyPath: "certificate[\(i)].private_key_file")
+        }
+        for credential in config.externalCredentials where credential.clientAuthentication.usesClientSecret {
+            for principal in credential.principals {
+                if let source = principal.clientSecret, case .file(let path) = source.kind {
+                    files.append((path, source.keyPath))
+                }
+            }
+        }
+        return files.compactMap { file in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
             guard let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue,
-                let message = warning(path: certificate.privateKeyFile, mode: mode)
+                let message = warning(path: file.path, mode: mode)
             else { return nil }
-            return config.issue("certificate[\(i)].private_key_file", message)
+            return config.issue(file.keyPath, message)
         }
     }
 

@@ -98,15 +98,29 @@ public struct TokenPreparation: Sendable {
         }
     }
 
-    /// Everything of the configuration that decides `demand`'s token.
+    /// Everything of the configuration that decides `demand`'s token. A client secret takes part
+    /// only as its fingerprint.
     public func issuer(for demand: TokenDemand) -> TokenIssuer {
         let credential = demand.credential
+        let materials = materials()
+        var fingerprint =
+            credential.flow.signsJWT
+            ? materials.signingMaterial(credential.signingCertificate)?.publicKeyFingerprint ?? "" : ""
+        if credential.clientAuthentication.usesClientSecret {
+            let secret =
+                materials.clientSecret(credential: credential.name, principal: demand.principal.name)?.fingerprint ?? ""
+            fingerprint += (fingerprint.isEmpty ? "" : "+") + "secret:" + secret
+        }
+        let flow =
+            credential.flow == .clientCredentialsJWTAssertion
+            ? ExternalCredentialConfig.authenticationFlow
+            : credential.flow.rawValue + "+" + credential.clientAuthentication.rawValue
         return TokenIssuer(
             externalCredential: credential.name, principal: demand.principal.name, clientId: demand.principal.clientId,
-            identityProviderURL: credential.identityProviderURL.absoluteString,
-            signingKeyFingerprint: materials().signingMaterial(credential.signingCertificate)?.publicKeyFingerprint
-                ?? "",
-            algorithm: credential.signingAlgorithm.rawValue, flow: ExternalCredentialConfig.authenticationFlow,
+            identityProviderURL: credential.identityProviderIssuer.map { "issuer:" + $0.absoluteString }
+                ?? credential.identityProviderURL.absoluteString,
+            signingKeyFingerprint: fingerprint,
+            algorithm: credential.flow.signsJWT ? credential.signingAlgorithm.rawValue : "", flow: flow,
             identityProviderClientCertificate: credential.identityProviderClientCertificate)
     }
 
@@ -133,8 +147,11 @@ public struct TokenPreparation: Sendable {
         return TokenCacheKey(issuer: issuer(for: demand), scope: scope, claims: inputs)
     }
 
-    /// Signs the client assertion for `demand` (also used by `callout-proxy assertion`).
-    public func assertion(for demand: TokenDemand, prepared: Prepared? = nil) throws -> (jwt: String, jti: String) {
+    /// Signs the client assertion (or, for the JWT bearer flow, the grant) for `demand` (also used
+    /// by `callout-proxy assertion`). `audience`: the token endpoint, when it was discovered.
+    public func assertion(
+        for demand: TokenDemand, prepared: Prepared? = nil, audience: String? = nil
+    ) throws -> (jwt: String, jti: String) {
         let prepared = try prepared ?? prepare(demand)
         let credential = demand.credential
         guard let material = materials().signingMaterial(credential.signingCertificate) else {
@@ -145,7 +162,7 @@ public struct TokenPreparation: Sendable {
         }
         let jti = uuid().uuidString.lowercased()
         var request = AssertionRequest(
-            clientId: demand.principal.clientId, audience: credential.identityProviderURL.absoluteString,
+            clientId: demand.principal.clientId, audience: audience ?? credential.identityProviderURL.absoluteString,
             algorithm: credential.signingAlgorithm, expirationSeconds: Int64(credential.jwtExpirationSeconds),
             now: now(),
             jti: jti,

@@ -9,6 +9,8 @@ import NIOSSL
 public final class TokenService: TokenSource {
     public let cache: TokenCache
     public let preparation: TokenPreparation
+    /// Token endpoints of credentials configured with `identity_provider_issuer`.
+    public let discovery: TokenEndpointDiscovery
     private let client: TokenEndpointClient
     private let materials: @Sendable () -> CredentialMaterials
     private let settings: @Sendable () -> ProxySettings
@@ -26,6 +28,24 @@ public final class TokenService: TokenSource {
         self.settings = settings
         self.logger = logger
         self.preparation = TokenPreparation(materials: materials, settings: settings, now: now, uuid: uuid)
+        self.discovery = TokenEndpointDiscovery(
+            fetch: { issuer in
+                try await client.discoverTokenEndpoint(issuer: issuer, tlsConfiguration: materials().tlsConfiguration())
+            }, logger: logger)
+    }
+
+    /// Discovers the token endpoints of `config`'s issuers again (at start and after a reload).
+    public func discoverTokenEndpoints(_ config: ProxyConfig) {
+        discovery.refresh(issuers: config.externalCredentials.compactMap { $0.identityProviderIssuer?.absoluteString })
+    }
+
+    /// Where `credential`'s token requests go: its `identity_provider_url`, or the endpoint its
+    /// issuer's metadata names.
+    public func tokenEndpoint(for credential: ExternalCredentialConfig) async throws -> String {
+        guard let issuer = credential.identityProviderIssuer else {
+            return credential.identityProviderURL.absoluteString
+        }
+        return try await discovery.tokenEndpoint(issuer: issuer.absoluteString)
     }
 
     public func prepare(_ demand: TokenDemand) throws -> TokenPreparation.Prepared { try preparation.prepare(demand) }
@@ -87,20 +107,55 @@ public final class TokenService: TokenSource {
     }
 
     private func fetch(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws -> TokenResponse {
-        let (jwt, jti) = try preparation.assertion(for: demand, prepared: prepared)
+        let credential = demand.credential
+        let endpoint = try await tokenEndpoint(for: credential)
+        let kind: TokenRequest.Kind
+        switch credential.flow {
+        case .clientCredentialsJWTAssertion: kind = .clientAssertion
+        case .clientCredentialsClientSecret: kind = .clientCredentials(try clientCredential(demand))
+        case .jwtBearer: kind = .jwtBearer(try clientCredential(demand))
+        }
+        let (jwt, jti) =
+            credential.flow.signsJWT
+            ? try preparation.assertion(for: demand, prepared: prepared, audience: endpoint) : ("", nil)
         // The current materials' TLS: trust roots (`ca_file`) and client certificates changed by
         // a reload apply to the next connection.
-        let tls = materials().tlsConfiguration(clientCertificate: demand.credential.identityProviderClientCertificate)
-        return try await client.fetchToken(
-            TokenRequest(
-                identityProviderURL: demand.credential.identityProviderURL.absoluteString,
-                clientId: demand.principal.clientId,
-                clientAssertion: jwt, scope: prepared.scope, externalCredential: demand.credential.name,
-                principal: demand.principal.name, assertionID: jti, tlsConfiguration: tls))
+        let tls = materials().tlsConfiguration(clientCertificate: credential.identityProviderClientCertificate)
+        var request = TokenRequest(
+            kind: kind, identityProviderURL: endpoint, clientId: demand.principal.clientId, assertion: jwt,
+            scope: prepared.scope, externalCredential: credential.name, principal: demand.principal.name,
+            assertionID: jti, tlsConfiguration: tls)
+        request.redactions = materials().allClientSecrets
+        return try await client.fetchToken(request)
+    }
+
+    /// How the client authenticates besides a signed assertion; throws a ``Problem`` when its
+    /// secret is not loaded.
+    private func clientCredential(_ demand: TokenDemand) throws -> TokenRequest.ClientCredential {
+        let credential = demand.credential
+        switch credential.clientAuthentication {
+        case .basic, .post:
+            guard let secret = materials().clientSecret(credential: credential.name, principal: demand.principal.name)
+            else {
+                throw Problem(
+                    status: 502, code: "token_exchange_failed", title: "Client secret unavailable",
+                    detail:
+                        "external_credential \(credential.name), principal \(demand.principal.name): no client secret is loaded",
+                    namedCredential: demand.namedCredential?.name)
+            }
+            return credential.clientAuthentication == .basic ? .basic(secret) : .post(secret)
+        case .tlsClientAuth: return .tlsCertificate
+        case .none, .privateKeyJWT: return .none
+        }
     }
 
     static func problem(_ error: any TokenAcquisitionError, demand: TokenDemand) -> Problem {
-        let title = error.code == "token_exchange_failed" ? "Token exchange failed" : "Identity provider unavailable"
+        let title =
+            switch error.code {
+            case "token_exchange_failed": "Token exchange failed"
+            case "token_endpoint_discovery_failed": "Token endpoint not discovered"
+            default: "Identity provider unavailable"
+            }
         return Problem(
             status: error.httpStatus, code: error.code, title: title,
             detail: "external_credential \(demand.credential.name), principal \(demand.principal.name): \(error)",

@@ -117,14 +117,21 @@ struct DevIdPCommand: AsyncParsableCommand {
         logger.logLevel = .info
         let provider = try await DevelopmentIdentityProvider.start(
             configuration: .init(host: address.host, port: address.port, expiresIn: tokenLifetime, tls: tls),
-            clients: clients.clientIds, verifier: clients.verifier(), logger: logger)
+            clients: clients.clientIds, verifier: clients.verifier(), registrations: clients.registrations,
+            logger: logger)
 
         var banner = ["DEVELOPMENT IDENTITY PROVIDER — for local testing only, never production"]
-        banner.append("token endpoint: \(provider.tokenEndpointURL)")
+        banner.append("token endpoint: \(provider.tokenEndpointURL) (issuer \(provider.baseURL))")
         if let caFile { banner.append("CA certificate (trust it with proxy.ca_file; \(caFile.note)): \(caFile.path)") }
         banner.append("token lifetime: \(tokenLifetime) s")
         let ids = clients.clientIds.sorted()
         banner.append("registered client ids (\(ids.count)): \(ids.isEmpty ? "none" : ids.joined(separator: ", "))")
+        if !clients.registrations.isEmpty {
+            let others = clients.registrations.keys.sorted()
+            banner.append(
+                "client ids of the client-secret, TLS certificate and JWT bearer flows (\(others.count)): \(others.joined(separator: ", "))"
+            )
+        }
         for audience in Set(clients.clients.compactMap(\.audience)).sorted()
         where !EndpointURLMatch.same(audience, provider.tokenEndpointURL) {
             banner.append("note: assertions with aud \(audience) are accepted, but that is not this endpoint's URL")

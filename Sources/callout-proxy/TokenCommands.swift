@@ -94,8 +94,10 @@ struct TokenCommand: AsyncParsableCommand {
         do {
             prepared = try service.prepare(demand)
             token = try await service.refresh(demand)
+            service.discovery.shutdown()
             try await client.shutdown()
         } catch let problem as Problem {
+            service.discovery.shutdown()
             try? await client.shutdown()
             var stderr = StandardError()
             print("\(problem.code): \(problem.detail)", to: &stderr)
@@ -135,6 +137,17 @@ struct AssertionCommand: ParsableCommand {
         let (config, materials) = try loadOrExit(options)
         printWarnings(config)
         let demand = try selection.demand(in: config)
+        guard demand.credential.flow.signsJWT else {
+            throw CommandError(
+                "external credential '\(demand.credential.name)' uses authentication_flow \"\(demand.credential.flow.rawValue)\", which signs no assertion"
+            )
+        }
+        var stderr = StandardError()
+        if let issuer = demand.credential.identityProviderIssuer {
+            print(
+                "note: the token endpoint is discovered from \(issuer.absoluteString); offline, aud is the issuer (the proxy uses the discovered token endpoint)",
+                to: &stderr)
+        }
         let preparation = TokenPreparation(config: config, materials: materials)
         do {
             let (jwt, _) = try preparation.assertion(for: demand)
@@ -146,7 +159,6 @@ struct AssertionCommand: ParsableCommand {
             print("assertion:")
             print(jwt)
         } catch let problem as Problem {
-            var stderr = StandardError()
             print("\(problem.code): \(problem.detail)", to: &stderr)
             throw ExitCode(1)
         }

@@ -12,14 +12,18 @@ import Testing
         try String(contentsOf: root.appendingPathComponent(relativePath), encoding: .utf8)
     }
 
-    /// Keys named in ConfigBuilder.swift: the quoted first argument of every cursor read
-    /// (`t.string("…")`, `int`, `bool`, `requiredString`, `stringArray`, `stringList`, `intArray`, `double`,
-    /// `table`, `tables`, `has`, `validName(t, "…")`) and of the header-name settings loop
+    /// Keys named in ConfigBuilder.swift and its extensions (ConfigBuilder+….swift): the quoted
+    /// first argument of every cursor read (`t.string("…")`, `int`, `bool`, `requiredString`,
+    /// `stringArray`, `stringList`, `intArray`, `double`, `table`, `tables`, `has`, `consume`,
+    /// `validName(t, "…")`) and of the header-name settings loop
     /// (`("permission_sets_header", \ProxySettings…)`).
     static func loaderKeys() throws -> Set<String> {
-        let source = try read("Sources/CalloutCore/Config/ConfigBuilder.swift")
+        let folder = root.appendingPathComponent("Sources/CalloutCore/Config")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+            .filter { $0.hasPrefix("ConfigBuilder") && $0.hasSuffix(".swift") }.sorted()
+        let source = try files.map { try read("Sources/CalloutCore/Config/" + $0) }.joined(separator: "\n")
         let patterns = [
-            #"\.(?:string|int|bool|requiredString|stringArray|stringList|intArray|double|table|tables|has)\("([a-z][a-z0-9_]*)""#,
+            #"\.(?:string|int|bool|requiredString|stringArray|stringList|intArray|double|table|tables|has|consume)\("([a-z][a-z0-9_]*)""#,
             #"validName\(\w+, "([a-z][a-z0-9_]*)""#,
             #"\("([a-z][a-z0-9_]*)", \\"#,
         ]

@@ -198,13 +198,8 @@ struct ConfigBuilder {
         if let p = t.string("authentication_protocol"), p != "oauth2" {
             t.issue("authentication_protocol", "'\(p)' is not supported; use \"oauth2\"")
         }
-        if let f = t.string("authentication_flow"), f != "client_credentials_jwt_assertion" {
-            t.issue("authentication_flow", "'\(f)' is not supported; use \"client_credentials_jwt_assertion\"")
-        }
-        let idp = t.requiredString("identity_provider_url").flatMap {
-            validURL(t, "identity_provider_url", $0, insecure: insecure, allowQuery: true)
-        }
-        let signing = t.requiredString("signing_certificate")
+        let auth = authentication(t, insecure: insecure)
+        let signing = auth.flow.signsJWT ? t.requiredString("signing_certificate") : nil
         var algorithm = SigningAlgorithm.rs256
         if let a = t.string("signing_algorithm") {
             if let parsed = SigningAlgorithm(rawValue: a.uppercased()) {
@@ -262,6 +257,7 @@ struct ConfigBuilder {
         let principals = principalCursors.compactMap(principal)
         let idpCert = t.string("identity_provider_client_certificate")
         let prefetch = t.bool("prefetch") ?? false
+        checkAuthentication(t, auth, principals: principalCursors, identityProviderClientCertificate: idpCert)
         t.rejectUnknownKeys()
 
         unique(principalCursors, principals.map(\.name), kind: "principal", rule: NameRules.principalNameProblem)
@@ -279,13 +275,18 @@ struct ConfigBuilder {
             t.issue("principal", "an external credential needs at least one [[...principal]]")
         }
 
-        guard let name, let idp, let signing else { return nil }
-        return ExternalCredentialConfig(
-            name: name, label: label, identityProviderURL: idp, signingCertificate: signing,
+        guard let name, let idp = auth.identityProviderURL ?? auth.issuer, signing != nil || !auth.flow.signsJWT
+        else { return nil }
+        var credential = ExternalCredentialConfig(
+            name: name, label: label, identityProviderURL: idp, signingCertificate: signing ?? "",
             signingAlgorithm: algorithm, scope: scope, additionalRefreshStatusCodes: codes,
             jwtExpirationSeconds: expiration, jwtClaims: claims, jwtHeader: header,
             customHeaders: headers, principals: principals, identityProviderClientCertificate: idpCert,
             prefetch: prefetch)
+        credential.identityProviderIssuer = auth.issuer
+        credential.flow = auth.flow
+        credential.clientAuthentication = auth.clientAuthentication
+        return credential
     }
 
     private func principal(_ t: TOMLCursor) -> PrincipalConfig? {
@@ -302,13 +303,15 @@ struct ConfigBuilder {
         if let c = clientId, c.trimming(" \t").isEmpty { t.issue("client_id", "must not be empty") }
         let sets = t.stringArray("permission_sets") ?? []
         let profiles = t.stringArray("profiles") ?? []
+        let secret = clientSecretSource(t)
         t.rejectUnknownKeys()
         if sets.isEmpty && profiles.isEmpty {
             t.issue(nil, "has no permission set and no profile, so no caller could ever use it")
         }
         guard let name, let sequence, sequence >= 1, let clientId, !clientId.isEmpty else { return nil }
         return PrincipalConfig(
-            name: name, sequenceNumber: sequence, clientId: clientId, permissionSets: sets, profiles: profiles)
+            name: name, sequenceNumber: sequence, clientId: clientId, permissionSets: sets, profiles: profiles,
+            clientSecret: secret)
     }
 
     // MARK: - [[named_credential]]
@@ -394,7 +397,9 @@ struct ConfigBuilder {
             cursor.issue(key, "no [[certificate]] is named '\(name)'" + hint(name, config.certificates.map(\.name)))
         }
         for case (let cursor, let credential?) in externals {
-            checkCertificate(cursor, "signing_certificate", credential.signingCertificate)
+            if credential.flow.signsJWT {
+                checkCertificate(cursor, "signing_certificate", credential.signingCertificate)
+            }
             checkCertificate(
                 cursor, "identity_provider_client_certificate", credential.identityProviderClientCertificate)
             let formulas: [(String, Formula)] =
@@ -479,7 +484,7 @@ struct ConfigBuilder {
         return label
     }
 
-    private func validURL(_ t: TOMLCursor, _ key: String, _ text: String, insecure: Bool, allowQuery: Bool) -> URL? {
+    func validURL(_ t: TOMLCursor, _ key: String, _ text: String, insecure: Bool, allowQuery: Bool) -> URL? {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
             let host = components.host, !host.isEmpty, let url = URL(string: text)
         else {
@@ -523,7 +528,7 @@ struct ConfigBuilder {
         DidYouMean.suggestion(for: name, among: candidates).map { "; did you mean '\($0)'?" } ?? ""
     }
 
-    private func resolvePath(_ path: String) -> String {
+    func resolvePath(_ path: String) -> String {
         if path.hasPrefix("/") || baseDirectory == "." || baseDirectory.isEmpty { return path }
         return ConfigLoader.absolutePath(path, workingDirectory: baseDirectory)
     }

@@ -18,9 +18,17 @@ public enum ConfigSummary {
         }
         out.append("external credentials (\(config.externalCredentials.count)):")
         for e in config.externalCredentials {
-            out.append(
-                "  \(e.name) (\(e.label)): \(e.signingAlgorithm.rawValue) with \(e.signingCertificate) -> \(e.identityProviderURL.absoluteString)"
-            )
+            let how =
+                switch e.flow {
+                case .clientCredentialsJWTAssertion: "\(e.signingAlgorithm.rawValue) with \(e.signingCertificate)"
+                case .jwtBearer:
+                    "JWT bearer, \(e.signingAlgorithm.rawValue) with \(e.signingCertificate)"
+                        + (e.clientAuthentication == .none
+                            ? "" : ", client authentication \(e.clientAuthentication.rawValue)")
+                case .clientCredentialsClientSecret:
+                    "client credentials, client authentication \(e.clientAuthentication.rawValue)"
+                }
+            out.append("  \(e.name) (\(e.label)): \(how) -> \(e.tokenEndpointDescription)")
             if let scope = e.scope { out.append("    scope: \(scope.source)") }
             let codes = ([401] + e.additionalRefreshStatusCodes).map(String.init).joined(separator: ", ")
             out.append("    refresh on: \(codes)")

@@ -222,24 +222,38 @@ public struct PrincipalConfig: Sendable, Equatable {
     public var clientId: String
     public var permissionSets: [String]
     public var profiles: [String]
+    /// Where the client secret is read from (client authentication `basic` or `post`).
+    public var clientSecret: ClientSecretSource?
 
     public init(
         name: String, sequenceNumber: Int, clientId: String, permissionSets: [String] = [],
-        profiles: [String] = []
+        profiles: [String] = [], clientSecret: ClientSecretSource? = nil
     ) {
         self.name = name
         self.sequenceNumber = sequenceNumber
         self.clientId = clientId
         self.permissionSets = permissionSets
         self.profiles = profiles
+        self.clientSecret = clientSecret
     }
 }
 
-/// `[[external_credential]]`: how to authenticate (OAuth 2.0 client credentials + JWT assertion).
+/// `[[external_credential]]`: how to authenticate (OAuth 2.0: client credentials with a JWT
+/// assertion, client credentials with a client secret or TLS client certificate, or the JWT
+/// bearer grant).
 public struct ExternalCredentialConfig: Sendable, Equatable {
     public var name: String
     public var label: String
+    /// The token endpoint. With ``identityProviderIssuer`` set it holds the issuer too: the token
+    /// endpoint is then discovered from the issuer's metadata, and this URL is never posted to.
     public var identityProviderURL: URL
+    /// `identity_provider_issuer`: the token endpoint comes from this issuer's metadata (RFC 8414).
+    public var identityProviderIssuer: URL?
+    /// `authentication_flow`.
+    public var flow: AuthenticationFlow = .clientCredentialsJWTAssertion
+    /// `client_authentication`: how the client authenticates at the token endpoint.
+    public var clientAuthentication: ClientAuthentication = .privateKeyJWT
+    /// The `[[certificate]]` that signs assertions; empty for the client-secret flow, which signs none.
     public var signingCertificate: String
     public var signingAlgorithm: SigningAlgorithm
     public var scope: Formula?
@@ -258,8 +272,8 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
     /// Refresh tokens of recently used keys before they become unusable, even without traffic.
     public var prefetch: Bool = false
 
-    /// The only authentication flow: OAuth 2.0 client credentials with a JWT assertion.
-    public static let authenticationFlow = "client_credentials_jwt_assertion"
+    /// The default authentication flow: OAuth 2.0 client credentials with a JWT assertion.
+    public static let authenticationFlow = AuthenticationFlow.clientCredentialsJWTAssertion.rawValue
     /// Claims the proxy sets in every assertion; a configuration cannot override them.
     public static let reservedClaims: Set<String> = ["iat", "nbf", "jti"]
     /// Header parameters the proxy sets in every assertion.
@@ -330,7 +344,13 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
             && lhs.jwtHeader.elementsEqual(rhs.jwtHeader, by: { $0 == $1 })
             && lhs.customHeaders == rhs.customHeaders && lhs.principals == rhs.principals
             && lhs.identityProviderClientCertificate == rhs.identityProviderClientCertificate
-            && lhs.prefetch == rhs.prefetch
+            && lhs.prefetch == rhs.prefetch && lhs.identityProviderIssuer == rhs.identityProviderIssuer
+            && lhs.flow == rhs.flow && lhs.clientAuthentication == rhs.clientAuthentication
+    }
+
+    /// The token endpoint as configured, or `issuer <URL>` when it is discovered (for summaries).
+    public var tokenEndpointDescription: String {
+        identityProviderIssuer.map { "issuer \($0.absoluteString)" } ?? identityProviderURL.absoluteString
     }
 }
 

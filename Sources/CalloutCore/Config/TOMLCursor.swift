@@ -32,6 +32,13 @@ final class TOMLCursor {
 
     func has(_ key: String) -> Bool { table.contains(key: key) }
 
+    /// Whether `key` is present, marking it known without reading its value (for keys that are
+    /// refused whatever they hold, such as a secret written in the file).
+    func consume(_ key: String) -> Bool {
+        if !known.contains(key) { known.append(key) }
+        return table.contains(key: key)
+    }
+
     /// A string value; `${VAR}` expanded unless `expanding` is false (formula values), see
     /// ``EnvironmentExpansion``.
     func string(_ key: String, expanding: Bool = true) -> String? {

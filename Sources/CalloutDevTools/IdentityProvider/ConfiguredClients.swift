@@ -1,5 +1,6 @@
 import CalloutCore
 import CalloutTokens
+import NIOSSL
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -55,9 +56,13 @@ public struct ConfiguredClients: Sendable {
     /// same principal under several external credentials); an assertion passes if it verifies
     /// against any of its registrations.
     public let clients: [Client]
+    /// Clients of the client-secret, TLS certificate and JWT bearer flows, by client id, for
+    /// `DevelopmentIdentityProvider.start(registrations:)`.
+    public let registrations: [String: DevelopmentIdentityProvider.ClientRegistration]
 
-    public init(clients: [Client]) {
+    public init(clients: [Client], registrations: [String: DevelopmentIdentityProvider.ClientRegistration] = [:]) {
         self.clients = clients
+        self.registrations = registrations
     }
 
     /// Registers `(clientId, key, algorithm, audience)`; a `nil` audience means the provider's
@@ -66,6 +71,7 @@ public struct ConfiguredClients: Sendable {
         self.clients = entries.map {
             Client(clientId: $0.clientId, key: $0.key, algorithm: $0.algorithm, audience: $0.audience)
         }
+        self.registrations = [:]
     }
 
     /// One registration per external credential × principal: the public key of the credential's
@@ -74,13 +80,32 @@ public struct ConfiguredClients: Sendable {
     /// the credential's `jwt_expiration_seconds`.
     public init(config: ProxyConfig, materials: CredentialMaterials) throws(BuildError) {
         var clients: [Client] = []
+        var registrations: [String: DevelopmentIdentityProvider.ClientRegistration] = [:]
         for credential in config.externalCredentials {
+            if credential.flow == .clientCredentialsClientSecret {
+                for principal in credential.principals {
+                    registrations[principal.clientId] = .init(
+                        grant: .clientCredentials,
+                        authentication: Self.authentication(credential, principal, materials))
+                }
+                continue
+            }
             guard let material = materials.signingMaterial(credential.signingCertificate) else {
                 throw .missingSigningMaterial(
                     externalCredential: credential.name, certificate: credential.signingCertificate)
             }
             let audience = Self.audience(of: credential)
             let lifetime = Int64(max(300, credential.jwtExpirationSeconds))
+            if credential.flow == .jwtBearer {
+                for principal in credential.principals {
+                    registrations[principal.clientId] = .init(
+                        grant: .jwtBearer(
+                            key: material.key.verificationKey, algorithm: credential.signingAlgorithm,
+                            audience: audience, maxLifetimeSeconds: lifetime),
+                        authentication: Self.authentication(credential, principal, materials))
+                }
+                continue
+            }
             for principal in credential.principals {
                 clients.append(
                     Client(
@@ -90,6 +115,23 @@ public struct ConfiguredClients: Sendable {
             }
         }
         self.clients = clients
+        self.registrations = registrations
+    }
+
+    /// How a principal of the other flows authenticates: its secret, or its TLS certificate.
+    static func authentication(
+        _ credential: ExternalCredentialConfig, _ principal: PrincipalConfig, _ materials: CredentialMaterials
+    ) -> DevelopmentIdentityProvider.ClientRegistration.Authentication {
+        let secret = materials.clientSecret(credential: credential.name, principal: principal.name)?.value ?? ""
+        switch credential.clientAuthentication {
+        case .basic: return .basic(secret: secret)
+        case .post: return .post(secret: secret)
+        case .tlsClientAuth:
+            let der = credential.identityProviderClientCertificate.flatMap { materials.tlsIdentity($0) }?
+                .certificateChain.first.flatMap { try? $0.toDERBytes() }
+            return .tlsCertificate(der: der ?? [])
+        case .none, .privateKeyJWT: return .none
+        }
     }
 
     /// The registered client ids, for `DevelopmentIdentityProvider.start(clients:)`.
@@ -129,13 +171,15 @@ public struct ConfiguredClients: Sendable {
         }
     }
 
-    /// A constant `jwt_claims.aud`, else the identity provider URL.
-    static func audience(of credential: ExternalCredentialConfig) -> String {
+    /// A constant `jwt_claims.aud`, else the identity provider URL; nil (the provider's own token
+    /// endpoint) when the endpoint is discovered from an issuer.
+    static func audience(of credential: ExternalCredentialConfig) -> String? {
         if let claim = credential.jwtClaims.last(where: { $0.name == "aud" })?.value, claim.isConstant,
             let text = try? claim.evaluate(in: FormulaContext())
         {
             return text
         }
+        if credential.identityProviderIssuer != nil { return nil }
         return credential.identityProviderURL.absoluteString
     }
 }

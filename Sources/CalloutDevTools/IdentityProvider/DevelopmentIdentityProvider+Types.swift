@@ -25,7 +25,7 @@ extension DevelopmentIdentityProvider {
         case serverError(Int)
         /// 429 with `Retry-After: <seconds>`.
         case tooManyRequests(retryAfter: Int)
-        /// Answers normally after this many seconds (scheduled on the event loop).
+        /// Answers normally after this many seconds (scheduled on the event loop); metadata too.
         case slow(seconds: Double)
         /// 200 with a body that is not JSON.
         case malformedJSON
@@ -35,6 +35,11 @@ extension DevelopmentIdentityProvider {
         case expiresIn(Int)
         /// Closes the connection without answering.
         case closeConnection
+        /// The metadata names this issuer instead of the provider's own.
+        case metadataIssuer(String)
+        /// The metadata endpoint `path` (nil: both) answers `status` with `body` (and `Location`
+        /// when given); token requests are answered as usual.
+        case metadataAnswer(path: String?, status: Int, body: String, location: String? = nil)
     }
 
     public struct Configuration: Sendable {
@@ -93,6 +98,10 @@ extension DevelopmentIdentityProvider {
         public var claims: [String: String]
         /// HTTP status answered (0 when the connection was closed instead).
         public var status: Int
+        /// The `Authorization` header (client authentication `basic`): a secret, test data.
+        public var authorization: String?
+        /// The DER of the TLS client certificate presented, if any.
+        public var clientCertificateDER: [UInt8]?
 
         public var clientId: String? { value("client_id") }
         public var scope: String? { value("scope") }

@@ -21,26 +21,34 @@ public final class DevelopmentIdentityProvider: Sendable {
     /// The bound port.
     public let port: Int
     private let channel: any Channel
-    private let state: LockedState<IdentityProviderState>
+    let state: LockedState<IdentityProviderState>
+    /// `jti`s of JWT bearer grants already used.
+    let grantReplayCache = JTIReplayCache()
     private let verifier: VerifyAssertion
     private let logger: Logger
-    private let wallClock: @Sendable () -> Double
+    let wallClock: @Sendable () -> Double
 
     /// Starts the server.
     ///
     /// - Parameters:
     ///   - clients: registered client ids; others get `invalid_client`.
     ///   - verifier: checks each assertion.
+    ///   - registrations: clients of the other flows (client secret, TLS client certificate,
+    ///     JWT bearer grant) by client id.
     ///   - wallClock: Unix seconds (token expiry, recorded times).
     public static func start(
         configuration: Configuration = Configuration(),
         clients: Set<String>,
         verifier: @escaping VerifyAssertion,
+        registrations: [String: ClientRegistration] = [:],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "callout.dev-idp", factory: { _ in SwiftLogNoOpLogHandler() }),
         wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
     ) async throws -> DevelopmentIdentityProvider {
-        let sslContext = try configuration.tls.map { try $0.makeServerContext() }
+        // Clients may present a certificate (tls_client_auth, RFC 8705); any certificate is
+        // accepted at the handshake (self-signed ones too) and compared with the client's
+        // registration at the token endpoint.
+        let sslContext = try configuration.tls.map { try $0.makeServerContext(requestClientCertificate: true) }
         let box = ProviderBox()
         let maxBody = configuration.maxRequestBodyBytes
         let channel = try await ServerBootstrap(group: group)
@@ -50,7 +58,10 @@ public final class DevelopmentIdentityProvider: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sslContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLServerHandler(
+                                context: sslContext,
+                                customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) }))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
@@ -66,7 +77,8 @@ public final class DevelopmentIdentityProvider: Sendable {
         }
         let provider = DevelopmentIdentityProvider(
             configuration: configuration, port: port, channel: channel,
-            state: LockedState(IdentityProviderState(clients: clients)), verifier: verifier,
+            state: LockedState(IdentityProviderState(clients: clients, registrations: registrations)),
+            verifier: verifier,
             logger: logger, wallClock: wallClock)
         box.provider = provider
         logger.info(
@@ -103,11 +115,19 @@ public final class DevelopmentIdentityProvider: Sendable {
 
     public func register(clientId: String) { _ = state.withLock { $0.clients.insert(clientId) } }
 
+    /// Registers (or replaces) a client of the client-secret, TLS certificate or JWT bearer flows.
+    public func register(clientId: String, _ registration: ClientRegistration) {
+        state.withLock { $0.registrations[clientId] = registration }
+    }
+
     /// Requests to the token endpoint, oldest first (at most `maxRecordedRequests`).
     public var requests: [RecordedRequest] { state.withLock { $0.requests } }
 
     /// Every request to the token endpoint so far, including those no longer recorded.
     public var tokenRequestCount: Int { state.withLock { $0.tokenRequestCount } }
+
+    /// Requests to the metadata endpoints (`/.well-known/...`) so far.
+    public var metadataRequestCount: Int { state.withLock { $0.metadataRequestCount } }
 
     /// The client and scope of a token this provider issued, if it is unexpired and not revoked.
     public func isValid(token: String) -> IssuedToken? {
@@ -130,6 +150,7 @@ public final class DevelopmentIdentityProvider: Sendable {
         if request.path == configuration.introspectionPath {
             return introspect(request)
         }
+        if let metadata = metadata(request) { return metadata }
         guard request.path == configuration.tokenPath else {
             return .oauthError(404, "not_found", "no such endpoint")
         }
@@ -142,7 +163,11 @@ public final class DevelopmentIdentityProvider: Sendable {
             receivedAt: wallClock(), method: request.method, path: request.path,
             contentType: request.contentType, accept: request.accept, body: body, form: form, claims: [:],
             status: 0)
-        if let assertion = recorded.assertion, let claims = JWTPayload.claims(of: assertion) {
+        recorded.authorization = request.authorization
+        recorded.clientCertificateDER = request.clientCertificateDER
+        if let assertion = recorded.assertion ?? recorded.value("assertion"),
+            let claims = JWTPayload.claims(of: assertion)
+        {
             recorded.claims = claims.mapValues(\.textValue)
         }
         let fault = state.withLock { state in
@@ -174,9 +199,10 @@ public final class DevelopmentIdentityProvider: Sendable {
             return .json(200, #"{"access_token": "unterminated"#)
         case .closeConnection:
             return IdentityProviderReply(status: 0, closeWithoutAnswer: true)
-        case .none, .slow, .missingAccessToken, .expiresIn:
+        case .none, .slow, .missingAccessToken, .expiresIn, .metadataIssuer, .metadataAnswer:
             break
         }
+        if let reply = respondToRegisteredFlow(request, fault: fault) { return reply }
         guard request.grantType == "client_credentials" else {
             return .oauthError(400, "unsupported_grant_type", "grant_type must be client_credentials")
         }
@@ -193,19 +219,23 @@ public final class DevelopmentIdentityProvider: Sendable {
         if case .failure(let rejection) = verifier(clientId, assertion, tokenEndpointURL) {
             return .oauthError(401, "invalid_client", rejection.reason)
         }
+        return issue(clientId: clientId, scope: request.scope, fault: fault)
+    }
+
+    /// A token for `clientId` (or the fault's malformed answer).
+    func issue(clientId: String, scope: String?, fault: Fault) -> IdentityProviderReply {
         if case .missingAccessToken = fault {
             return .json(200, #"{"token_type":"Bearer","expires_in":300}"#)
         }
         var expiresIn = configuration.expiresIn
         if case .expiresIn(let value) = fault { expiresIn = value }
         let token = makeOpaqueToken()
-        let info = IssuedToken(
-            clientId: clientId, scope: request.scope, expiresAt: wallClock() + Double(expiresIn))
+        let info = IssuedToken(clientId: clientId, scope: scope, expiresAt: wallClock() + Double(expiresIn))
         let limit = configuration.maxIssuedTokens
         state.withLock { $0.remember(token, info, limit: limit) }
         var body =
             #"{"access_token":\#(jsonString(token)),"token_type":"Bearer","expires_in":\#(expiresIn)"#
-        if let scope = request.scope { body += #","scope":\#(jsonString(scope))"# }
+        if let scope { body += #","scope":\#(jsonString(scope))"# }
         return .json(200, body + "}")
     }
 

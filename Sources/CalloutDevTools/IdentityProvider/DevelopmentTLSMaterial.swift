@@ -57,13 +57,16 @@ public struct DevelopmentTLSMaterial: Sendable, Equatable {
 }
 
 extension DevelopmentTLSMaterial {
-    /// A TLS server context presenting this certificate and key.
-    public func makeServerContext() throws -> NIOSSLContext {
-        try NIOSSLContext(
-            configuration: .makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map {
-                    .certificate($0)
-                },
-                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem))))
+    /// A TLS server context presenting this certificate and key; with
+    /// `requestClientCertificate`, clients are asked for a certificate (optional: a client
+    /// without one is still served).
+    public func makeServerContext(requestClientCertificate: Bool = false) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map {
+                .certificate($0)
+            },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
+        if requestClientCertificate { configuration.certificateVerification = .optionalVerification }
+        return try NIOSSLContext(configuration: configuration)
     }
 }

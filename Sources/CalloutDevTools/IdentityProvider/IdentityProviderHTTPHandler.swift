@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Collects one HTTP/1.1 request (body bounded), asks `respond` for the reply, and writes it,
 /// after the reply's delay when it has one (scheduled on the event loop, never blocking it).
@@ -13,6 +14,10 @@ final class IdentityProviderHTTPHandler: ChannelInboundHandler, RemovableChannel
         var contentType: String?
         var accept: String?
         var body: [UInt8]
+        /// `Authorization` (client authentication `basic`).
+        var authorization: String? = nil
+        /// The DER of the TLS client certificate the client presented, if any.
+        var clientCertificateDER: [UInt8]? = nil
     }
 
     private let maxBodyBytes: Int
@@ -48,10 +53,13 @@ final class IdentityProviderHTTPHandler: ChannelInboundHandler, RemovableChannel
                 reply = .oauthError(413, "invalid_request", "request body too large")
             } else {
                 let path = String(head.uri.prefix { $0 != "?" })
+                let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+                    .peerCertificate?.toDERBytes()
                 let request = Request(
                     method: head.method.rawValue, path: path,
                     contentType: head.headers.first(name: "Content-Type"),
-                    accept: head.headers.first(name: "Accept"), body: body)
+                    accept: head.headers.first(name: "Accept"), body: body,
+                    authorization: head.headers.first(name: "Authorization"), clientCertificateDER: certificate)
                 reply = respond(request) ?? .oauthError(503, "temporarily_unavailable", "starting")
             }
             body.removeAll(keepingCapacity: true)

@@ -32,8 +32,10 @@ struct IdentityProviderReply: Sendable {
 struct IdentityProviderState {
     var fault: DevelopmentIdentityProvider.Fault = .none
     var clients: Set<String>
+    var registrations: [String: DevelopmentIdentityProvider.ClientRegistration] = [:]
     var requests: [DevelopmentIdentityProvider.RecordedRequest] = []
     var tokenRequestCount = 0
+    var metadataRequestCount = 0
     var issued: [String: DevelopmentIdentityProvider.IssuedToken] = [:]
     var issuedOrder: [String] = []
     var issuedOrderStart = 0

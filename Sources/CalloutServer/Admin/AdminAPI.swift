@@ -72,8 +72,16 @@ public struct AdminAPI: Sendable {
             requireTokens: snapshot.config.proxy.readyRequiresTokens)
         // A refused reload leaves the previous configuration serving: still ready, with the reason.
         let refused = reloader.lastRefusal.map(\.description)
-        let lastReload: [(String, JSONValue?)] =
+        var lastReload: [(String, JSONValue?)] =
             refused.isEmpty ? [] : [("reload_refused", JSON.strings(refused))]
+        // A credential whose token endpoint is not discovered fails its callouts; others serve.
+        let failures = tokens.discovery.failures
+        let undiscovered = snapshot.config.externalCredentials.compactMap { credential in
+            credential.identityProviderIssuer.flatMap { failures[$0.absoluteString] }.map {
+                "\(credential.name): \($0.description)"
+            }
+        }
+        if !undiscovered.isEmpty { lastReload.append(("token_endpoint_discovery_failed", JSON.strings(undiscovered))) }
         if waiting.isEmpty {
             return .json(
                 JSON.object(

@@ -64,8 +64,14 @@ enum CredentialsView {
     ) -> JSONValue {
         JSON.object([
             ("name", .string(e.name)), ("label", .string(e.label)),
-            ("identity_provider_url", .string(redactUserInfo(e.identityProviderURL))),
-            ("signing_certificate", .string(e.signingCertificate)),
+            ("authentication_flow", .string(e.flow.rawValue)),
+            ("client_authentication", .string(e.clientAuthentication.rawValue)),
+            (
+                "identity_provider_url",
+                e.identityProviderIssuer == nil ? .string(redactUserInfo(e.identityProviderURL)) : nil
+            ),
+            ("identity_provider_issuer", e.identityProviderIssuer.map { .string(redactUserInfo($0)) }),
+            ("signing_certificate", e.flow.signsJWT ? .string(e.signingCertificate) : nil),
             ("signing_algorithm", .string(e.signingAlgorithm.rawValue)),
             ("scope", JSON.string(e.scope?.source)),
             ("jwt_expiration_seconds", JSON.int(e.jwtExpirationSeconds)),
@@ -86,10 +92,20 @@ enum CredentialsView {
                             ("sequence_number", JSON.int($0.sequenceNumber)), ("name", .string($0.name)),
                             ("client_id", .string($0.clientId)), ("permission_sets", JSON.strings($0.permissionSets)),
                             ("profiles", JSON.strings($0.profiles)),
+                            ("client_secret_from", secretSource($0.clientSecret)),
                         ])
                     })
             ),
         ])
+    }
+
+    /// Where a principal's client secret is read from (`env:NAME` or `file:PATH`), never the secret.
+    static func secretSource(_ source: ClientSecretSource?) -> JSONValue? {
+        switch source?.kind {
+        case .environment(let name): .string("env:" + name)
+        case .file(let path): .string("file:" + path)
+        case nil: nil
+        }
     }
 
     static func certificate(_ c: CertificateConfig, material: SigningMaterial?, usedFor: [String]) -> JSONValue {

@@ -44,6 +44,8 @@ public final class ConfigReloader: Sendable {
     private let metrics: ProxyMetrics
     private let logger: Logger
     private let environment: @Sendable () -> [String: String]
+    /// Told about every configuration a reload installed (token endpoint discovery runs again).
+    private let applied: @Sendable (ProxyConfig) -> Void
     /// One reload at a time.
     private let lock = NIOLock()
     private let refusal = NIOLockedValueBox<[ConfigIssue]>([])
@@ -55,8 +57,10 @@ public final class ConfigReloader: Sendable {
     public init(
         source: ConfigSource?, runtime: RuntimeConfiguration, cache: TokenCache, metrics: ProxyMetrics,
         logger: Logger,
-        environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment }
+        environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment },
+        applied: @escaping @Sendable (ProxyConfig) -> Void = { _ in }
     ) {
+        self.applied = applied
         self.source = source
         self.runtime = runtime
         self.cache = cache
@@ -135,6 +139,7 @@ public final class ConfigReloader: Sendable {
             return refuse([issue], current: current, trigger: trigger)
         }
         let dropped = drop.map { (externalCredential: $0, entries: cache.removeAll(externalCredential: $0)) }
+        applied(config)
         metrics.reloaded(success: true, generation: generation)
         refusal.withLockedValue { $0 = [] }
         for warning in warnings { logger.warning("reload: \(warning)") }

@@ -6,8 +6,9 @@ import CalloutTokens
 public enum TokenRelevantChanges {
     /// Names (as configured in `old`) of external credentials whose tokens are no longer valid
     /// under `new`: removed, or with a different identity provider URL, signing certificate,
-    /// algorithm or key material, scope, claims, assertion header, principals' client ids,
-    /// JWT lifetime or identity provider client certificate.
+    /// algorithm or key material, scope, claims, assertion header, principals' client ids or
+    /// client secrets, JWT lifetime, identity provider client certificate, flow, client
+    /// authentication or issuer.
     public static func credentialsToDrop(
         old: ProxyConfig, oldMaterials: CredentialMaterials, new: ProxyConfig, newMaterials: CredentialMaterials
     ) -> [String] {
@@ -26,6 +27,18 @@ public enum TokenRelevantChanges {
         _ a: ExternalCredentialConfig, _ am: CredentialMaterials, _ b: ExternalCredentialConfig,
         _ bm: CredentialMaterials
     ) -> Bool {
+        if a.flow != b.flow || a.clientAuthentication != b.clientAuthentication
+            || a.identityProviderIssuer != b.identityProviderIssuer
+        {
+            return true
+        }
+        for principal in a.principals {
+            if am.clientSecret(credential: a.name, principal: principal.name)
+                != bm.clientSecret(credential: b.name, principal: principal.name)
+            {
+                return true
+            }
+        }
         if a.identityProviderURL != b.identityProviderURL || a.signingAlgorithm != b.signingAlgorithm
             || a.scope != b.scope || a.jwtExpirationSeconds != b.jwtExpirationSeconds
             || !a.signingCertificate.caseInsensitiveEquals(b.signingCertificate)

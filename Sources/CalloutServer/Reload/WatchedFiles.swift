@@ -14,8 +14,9 @@ public typealias FileSnapshot = [String: FileStatus]
 
 /// Which files a configuration depends on, and which of them changed. Pure.
 public enum WatchedFiles {
-    /// The configuration file and every file it names: private keys, certificates and every
-    /// `ca_file` (already resolved against the configuration file's folder), sorted, each once.
+    /// The configuration file and every file it names: private keys, certificates, client secret
+    /// files and every `ca_file` (already resolved against the configuration file's folder),
+    /// sorted, each once.
     public static func paths(configFile: String, config: ProxyConfig) -> [String] {
         var paths: Set<String> = [configFile]
         for certificate in config.certificates {
@@ -23,6 +24,11 @@ public enum WatchedFiles {
             if let file = certificate.certificateFile { paths.insert(file) }
         }
         paths.formUnion(config.proxy.caFiles)
+        for credential in config.externalCredentials where credential.clientAuthentication.usesClientSecret {
+            for principal in credential.principals {
+                if let source = principal.clientSecret, case .file(let path) = source.kind { paths.insert(path) }
+            }
+        }
         return paths.sorted()
     }
 

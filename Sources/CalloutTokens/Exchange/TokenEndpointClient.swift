@@ -65,9 +65,9 @@ public struct TokenEndpointClient: Sendable {
         public var duration: Duration
     }
 
-    private let httpClient: HTTPClient
+    let httpClient: HTTPClient
     public let limits: Limits
-    private let logger: Logger
+    let logger: Logger
     private let wallClock: @Sendable () -> Double
     private let onFetch: (@Sendable (FetchEvent) -> Void)?
 
@@ -158,14 +158,15 @@ public struct TokenEndpointClient: Sendable {
         -> TokenResponse
     {
         try validate(request)
-        let secrets =
-            [request.clientAssertion]
-            + request.clientAssertion.split(separator: ".").dropFirst().map(String.init)
+        let secrets = request.secrets
         var httpRequest = HTTPClientRequest(url: request.identityProviderURL)
         httpRequest.method = .POST
         httpRequest.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         httpRequest.headers.add(name: "Accept", value: "application/json")
         httpRequest.headers.add(name: "Cache-Control", value: "no-store")
+        if let authorization = request.authorizationHeader {
+            httpRequest.headers.add(name: "Authorization", value: authorization)
+        }
         httpRequest.body = .bytes(ByteBuffer(string: request.formBody))
         if let tls = request.tlsConfiguration { httpRequest.tlsConfiguration = tls }
 
@@ -211,7 +212,11 @@ public struct TokenEndpointClient: Sendable {
         where TokenRequest.reservedParameters.contains(parameter.name) {
             throw .invalidRequest("additional parameter \(parameter.name) is set by the client")
         }
-        let url = request.identityProviderURL
+        try Self.validateURL(request.identityProviderURL, what: "identity provider")
+    }
+
+    /// `https://`, or `http://` to a loopback host only.
+    static func validateURL(_ url: String, what: String) throws(TokenExchangeError) {
         let lower = url.lowercased()
         if lower.hasPrefix("https://") { return }
         if lower.hasPrefix("http://") {
@@ -222,9 +227,9 @@ public struct TokenEndpointClient: Sendable {
                 authority.hasPrefix("[")
                 ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
             if host == "localhost" || host == "[::1]" || host.hasPrefix("127.") { return }
-            throw .invalidRequest("plain http is allowed only to loopback identity providers")
+            throw .invalidRequest("plain http is allowed only to loopback \(what)s")
         }
-        throw .invalidRequest("identity provider URL must be https")
+        throw .invalidRequest("\(what) URL must be https")
     }
 
     /// Maps a transport failure to a safe error. `CancellationError` is rethrown as is.
@@ -268,7 +273,7 @@ public struct TokenEndpointClient: Sendable {
         }
     }
 
-    private func timeAmount(_ duration: Duration) -> TimeAmount {
+    func timeAmount(_ duration: Duration) -> TimeAmount {
         let (seconds, attoseconds) = duration.components
         return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }

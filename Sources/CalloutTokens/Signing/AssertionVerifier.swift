@@ -11,6 +11,9 @@ public struct AssertionVerifier: Sendable {
     public let maxLifetimeSeconds: Int64
     public let allowedClockSkewSeconds: Int64
     public let replayCache: JTIReplayCache?
+    /// Whether `sub` must be the client id too (a client assertion); a JWT bearer grant's `sub`
+    /// names the user the client acts for (RFC 7523 §3), so it is only required to be present.
+    public var subjectIsClient = true
 
     public init(
         key: VerificationKey,
@@ -60,7 +63,8 @@ public struct AssertionVerifier: Sendable {
         }
 
         guard try string("iss") == expectedClientId else { throw AssertionVerificationError.issuerMismatch }
-        guard try string("sub") == expectedClientId else { throw AssertionVerificationError.subjectMismatch }
+        let subject = try string("sub")
+        guard !subjectIsClient || subject == expectedClientId else { throw AssertionVerificationError.subjectMismatch }
         let audiences: [String]
         switch claims["aud"] {
         case .string(let single): audiences = [single]
