@@ -1,10 +1,11 @@
 import AsyncHTTPClient
 import CalloutDevTools
-import CalloutTokens
 import Logging
 import NIOCore
 import NIOPosix
 import Testing
+
+@testable import CalloutTokens
 
 @Suite struct ExchangeClientTests {
     @Test func successAndExactFormBody() async throws {
@@ -118,6 +119,24 @@ import Testing
                     identityProviderURL: "http://idp.example/token", clientId: "c", clientAssertion: "a"))
         }
         try await httpClient.shutdown()
+    }
+
+    @Test(arguments: [
+        "http://127.evil.example/token", "http://127.0.0.1@evil.example/token", "http://127.0.0.1.nip.io/token",
+        "http://[::2]/token", "http://0x7f000001/token", "http://localhost.evil.example/token",
+    ])
+    func plainHTTPToALookalikeOfLoopbackIsRefused(_ url: String) {
+        #expect(throws: TokenExchangeError.self, "\(url)") {
+            try TokenEndpointClient.validateURL(url, what: "identity provider")
+        }
+    }
+
+    @Test(arguments: [
+        "http://127.0.0.1:8080/token", "http://127.1.2.3/token", "http://[::1]:9/token", "http://localhost/token",
+        "https://idp.example/token",
+    ])
+    func loopbackAddressesAreParsed(_ url: String) throws {
+        try TokenEndpointClient.validateURL(url, what: "identity provider")
     }
 
     @Test func cacheAndClientTogetherMakeOneIdentityProviderCall() async throws {

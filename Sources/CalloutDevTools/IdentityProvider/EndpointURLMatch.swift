@@ -1,3 +1,4 @@
+import CalloutCore
 import Foundation
 
 /// Whether an `aud` names the development identity provider's own token endpoint.
@@ -17,6 +18,7 @@ public enum EndpointURLMatch {
     private static func isLocalhost(_ host: String) -> Bool { host == "localhost" }
 
     private static func isLoopback(_ host: String) -> Bool {
-        host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        return IPAddress.parse(bare).map(HostCheck.isLoopbackAddress) == true
     }
 }

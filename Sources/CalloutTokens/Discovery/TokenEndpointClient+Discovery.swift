@@ -41,17 +41,31 @@ extension TokenEndpointClient {
         if let tlsConfiguration { request.tlsConfiguration = tlsConfiguration }
         let status: Int
         var body: [UInt8] = []
+        let httpClient = self.httpClient
+        let sent = request
+        let timeout = limits.timeout
+        let maxBytes = limits.maxResponseBytes
         do {
-            let response = try await httpClient.execute(request, timeout: timeAmount(limits.timeout), logger: nil)
-            status = Int(response.status.code)
-            if let length = response.headers.first(name: "Content-Length").flatMap(Int.init),
-                length > limits.maxResponseBytes
-            {
-                throw IssuerMetadata.Problem("answer larger than \(limits.maxResponseBytes) bytes")
-            }
-            if status == 200 {
-                var buffer = try await response.body.collect(upTo: limits.maxResponseBytes)
-                body = buffer.readBytes(length: buffer.readableBytes) ?? []
+            // The timeout covers the whole answer, body included, not only its head.
+            (status, body) = try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+                group.addTask {
+                    let response = try await httpClient.execute(sent, deadline: .distantFuture, logger: nil)
+                    let status = Int(response.status.code)
+                    if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > maxBytes
+                    {
+                        throw IssuerMetadata.Problem("answer larger than \(maxBytes) bytes")
+                    }
+                    guard status == 200 else { return (status, []) }
+                    var buffer = try await response.body.collect(upTo: maxBytes)
+                    return (status, buffer.readBytes(length: buffer.readableBytes) ?? [])
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw HTTPClientError.deadlineExceeded
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next() else { throw HTTPClientError.deadlineExceeded }
+                return first
             }
         } catch let problem as IssuerMetadata.Problem {
             throw problem

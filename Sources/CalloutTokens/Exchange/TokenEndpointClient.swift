@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CalloutCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -225,8 +226,9 @@ public struct TokenEndpointClient: Sendable {
             }
             let host =
                 authority.hasPrefix("[")
-                ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
-            if host == "localhost" || host == "[::1]" || host.hasPrefix("127.") { return }
+                ? String(authority.dropFirst().prefix { $0 != "]" }) : String(authority.prefix { $0 != ":" })
+            // An address, parsed: `127.evil.example` or `127.0.0.1@evil.example` are not loopback.
+            if host == "localhost" || IPAddress.parse(host).map(HostCheck.isLoopbackAddress) == true { return }
             throw .invalidRequest("plain http is allowed only to loopback \(what)s")
         }
         throw .invalidRequest("\(what) URL must be https")
