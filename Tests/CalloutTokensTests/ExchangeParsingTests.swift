@@ -34,7 +34,7 @@ import Testing
             try parse(#"{"access_token":"a","token_type":"Bearer","expires_in":99999999}"#).expiresIn
                 == 86_400)
         let jwt =
-            "eyJhbGciOiJub25lIn0." + JWTPayload.base64URLEncode(Array(#"{"exp":1600}"#.utf8)) + ".sig"
+            "eyJhbGciOiJub25lIn0." + Base64URL.encode(Array(#"{"exp":1600}"#.utf8)) + ".sig"
         #expect(try parse(#"{"access_token":"\#(jwt)","token_type":"Bearer"}"#).expiresIn == 600)
     }
 

@@ -95,12 +95,12 @@ final class AssertionKit: Sendable {
             "iat": Int(now), "exp": Int(now + lifetime),
         ]
         for (name, value) in extra { claims[name] = value }
-        let header = JWTPayload.base64URLEncode(Array(#"{"alg":"ES256","typ":"JWT"}"#.utf8))
-        let payload = JWTPayload.base64URLEncode(
+        let header = Base64URL.encode(Array(#"{"alg":"ES256","typ":"JWT"}"#.utf8))
+        let payload = Base64URL.encode(
             Array(try! JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])))
         let signingInput = header + "." + payload
         let signature = try! key.signature(for: Array(signingInput.utf8)).rawRepresentation
-        return signingInput + "." + JWTPayload.base64URLEncode(Array(signature))
+        return signingInput + "." + Base64URL.encode(Array(signature))
     }
 
     /// Checks signature, iss/sub, aud, exp and that the jti was not seen before.
@@ -110,7 +110,7 @@ final class AssertionKit: Sendable {
         return { [seenIDs] clientId, assertion, audience in
             let parts = assertion.split(separator: ".", omittingEmptySubsequences: false)
             guard clientId == expected, parts.count == 3,
-                let signatureBytes = JWTPayload.base64URLDecode(parts[2]),
+                let signatureBytes = Base64URL.decode(parts[2]),
                 let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureBytes),
                 publicKey.isValidSignature(signature, for: Array("\(parts[0]).\(parts[1])".utf8))
             else { return .failure(.init("bad signature")) }

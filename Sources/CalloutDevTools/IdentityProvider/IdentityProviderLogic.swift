@@ -68,5 +68,5 @@ func jsonString(_ text: String) -> String { JSONString.quote(text) }
 func makeOpaqueToken() -> String {
     var generator = SystemRandomNumberGenerator()
     let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    return "dev." + JWTPayload.base64URLEncode(bytes)
+    return "dev." + Base64URL.encode(bytes)
 }

@@ -64,18 +64,7 @@ package enum ResponseJSON: Decodable, Sendable, Equatable {
 package enum JWTPayload {
     package static func claims(of jwt: String) -> [String: ResponseJSON]? {
         let segments = jwt.split(separator: ".", omittingEmptySubsequences: false)
-        guard segments.count == 3, let payload = base64URLDecode(segments[1]) else { return nil }
+        guard segments.count == 3, let payload = Base64URL.decode(segments[1]) else { return nil }
         return ResponseJSON.object(from: payload)
-    }
-
-    package static func base64URLDecode(_ text: Substring) -> [UInt8]? {
-        var base64 = String(text).replacing("-", with: "+").replacing("_", with: "/")
-        while base64.utf8.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map { Array($0) }
-    }
-
-    package static func base64URLEncode(_ bytes: some Collection<UInt8>) -> String {
-        Data(bytes).base64EncodedString()
-            .replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
     }
 }
