@@ -1,6 +1,7 @@
 import CalloutCore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOSSL
 
 /// The data plane's ``TokenSource``: evaluates the credential's formulas for this caller, keys the
@@ -165,9 +166,8 @@ public final class TokenService: TokenSource {
 }
 
 /// Set once by the fetch closure so the caller can tell a fetched token from a cached one.
-private final class FetchFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    func set() { lock.withLock { flag = true } }
-    var value: Bool { lock.withLock { flag } }
+private struct FetchFlag: Sendable {
+    private let box = NIOLockedValueBox(false)
+    func set() { box.withLockedValue { $0 = true } }
+    var value: Bool { box.withLockedValue { $0 } }
 }
