@@ -41,7 +41,7 @@ public final class CalloutProxyService: Sendable {
         let runtime = try RuntimeConfiguration(config, materials: materials)
         let settings = config.proxy
         let readiness = Readiness()
-        let httpClient = UpstreamClient.make(settings: settings, materials: materials, eventLoopGroup: group)
+        let httpClient = IdentityProviderHTTPClient.make(settings: settings, materials: materials, eventLoopGroup: group)
         var accessLogFile: LogLineWriter? = nil
         do {
             let accessLog: AccessLogOutput

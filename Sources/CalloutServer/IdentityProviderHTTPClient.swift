@@ -6,7 +6,7 @@ import NIOPosix
 
 /// Builds the AsyncHTTPClient used for identity providers (the data plane has its own upstream
 /// pool, ``UpstreamPool``).
-public enum UpstreamClient {
+public enum IdentityProviderHTTPClient {
     /// Pooled, HTTP/2 where offered, one connection attempt per request, no redirects (3xx go back to the caller as they are), no
     /// decompression, trust roots = system + `ca_file` (from `materials`).
     public static func make(

@@ -84,7 +84,7 @@ struct TokenCommand: AsyncParsableCommand {
         let (config, materials) = try loadOrExit(options)
         printWarnings(config)
         let demand = try selection.demand(in: config)
-        let client = UpstreamClient.make(
+        let client = IdentityProviderHTTPClient.make(
             settings: config.proxy, materials: materials, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let service = TokenService(
             cache: TokenCache(), client: TokenEndpointClient(httpClient: client, logger: logger),

@@ -120,7 +120,7 @@ import Testing
         var settings = ProxySettings()
         settings.connectTimeoutSeconds = 120
         settings.requestTimeoutSeconds = 120
-        let httpClient = UpstreamClient.make(
+        let httpClient = IdentityProviderHTTPClient.make(
             settings: settings, materials: CredentialMaterials(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         let client = TokenEndpointClient(
             httpClient: httpClient, limits: .init(timeout: .seconds(120)),

@@ -113,8 +113,6 @@ public final class DevelopmentIdentityProvider: Sendable {
 
     public func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
 
-    public func register(clientId: String) { _ = state.withLock { $0.clients.insert(clientId) } }
-
     /// Registers (or replaces) a client of the client-secret, TLS certificate or JWT bearer flows.
     public func register(clientId: String, _ registration: ClientRegistration) {
         state.withLock { $0.registrations[clientId] = registration }

@@ -42,12 +42,3 @@ public enum RetryAfter {
         return era * 146_097 + dayOfEra - 719_468
     }
 }
-
-extension String {
-    func trimmingSpaces() -> String {
-        var view = self[...]
-        while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
-        while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
-        return String(view)
-    }
-}
