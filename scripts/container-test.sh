@@ -96,8 +96,11 @@ if ! probe="$("${podman[@]}" run --rm --network host "${limits[@]}" "$base" true
 fi
 
 step "building callout-proxy ($mode) with the Dockerfile's flags"
-swift build -c "$mode" --static-swift-stdlib --product callout-proxy 2>&1 | tail -3
-bin="$(swift build -c "$mode" --show-bin-path)/callout-proxy"
+# A build folder of its own: relinking objects that `swift test` compiled without
+# --static-swift-stdlib leaves Foundation's ICU symbols unresolved.
+scratch=(--scratch-path "$root/.build-static")
+swift build -c "$mode" --static-swift-stdlib --product callout-proxy "${scratch[@]}" 2>&1 | tail -3
+bin="$(swift build -c "$mode" --show-bin-path "${scratch[@]}")/callout-proxy"
 if ldd "$bin" | grep -qiE 'libswift|libFoundation|lib_Foundation|libdispatch|libBlocksRuntime'; then
     fail "the binary still needs a Swift runtime library: $(ldd "$bin" | tr '\n' ' ')"
 fi
