@@ -80,8 +80,11 @@ import Testing
             return (Int(response.status.code), String(buffer: body))
         }
         try await Self.waitForUpstream(env.upstream, count: before + 1)
-        let readyBefore = try await client.execute(
-            HTTPClientRequest(url: service.adminURL! + "/readyz"), timeout: .seconds(5))
+        // Not kept alive: draining closes idle admin connections, and a request the client
+        // wrote on one just then would meet the close (the race every keep-alive server has).
+        var readyRequest = HTTPClientRequest(url: service.adminURL! + "/readyz")
+        readyRequest.headers.add(name: "Connection", value: "close")
+        let readyBefore = try await client.execute(readyRequest, timeout: .seconds(5))
         #expect(readyBefore.status == .ok)
         service.beginShutdown()
         // While draining, readiness says so.
