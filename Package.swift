@@ -155,10 +155,41 @@ let package = Package(
             dependencies: ["CalloutCore"],
             swiftSettings: strict
         ),
+        // Helpers shared by the test targets: signing material, the openssl CLI, a development
+        // identity provider with an HTTP client that trusts it, captured logs.
+        .target(
+            name: "CalloutTestSupport",
+            dependencies: [
+                "CalloutCore", "CalloutTokens", "CalloutDevTools",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/CalloutTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "CalloutDevToolsTests",
+            dependencies: [
+                "CalloutCore", "CalloutTokens", "CalloutDevTools", "CalloutTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "CalloutTokensTests",
             dependencies: [
-                "CalloutCore", "CalloutTokens", "CalloutDevTools",
+                "CalloutCore", "CalloutTokens", "CalloutDevTools", "CalloutTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import CalloutCore
+import CalloutDevTools
 import CalloutServer
 import CalloutTokens
 import Foundation
@@ -151,7 +152,7 @@ struct AssertionCommand: ParsableCommand {
         let preparation = TokenPreparation(config: config, materials: materials)
         do {
             let (jwt, _) = try preparation.assertion(for: demand)
-            let decoded = try JWTAssertion.decode(jwt)
+            let decoded = try DecodedJWT(jwt)
             print("header:")
             print(JSONValue.object(decoded.header).prettyJSONText)
             print("claims:")

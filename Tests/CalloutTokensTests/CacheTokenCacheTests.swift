@@ -1,3 +1,4 @@
+import CalloutTestSupport
 import CalloutTokens
 import Testing
 

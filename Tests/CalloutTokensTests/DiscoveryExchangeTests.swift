@@ -1,4 +1,5 @@
 import CalloutDevTools
+import CalloutTestSupport
 import Foundation
 import Testing
 

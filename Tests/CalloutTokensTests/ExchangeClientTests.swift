@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CalloutDevTools
+import CalloutTestSupport
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,4 +1,5 @@
 import CalloutCore
+import CalloutTestSupport
 import Crypto
 import Foundation
 import Testing
@@ -43,8 +44,8 @@ struct KeyLoadingTests {
         let key = try SigningKey(
             pem: EncryptedKeyFixture.testOnlyEncryptedP256PKCS8PEM, passphrase: EncryptedKeyFixture.testOnlyPassphrase)
         #expect(key.keyType == .ec)
-        let expected = try VerificationKey(pem: EncryptedKeyFixture.testOnlyPublicKeyPEM)
-        #expect(expected.matches(key))
+        let expected = try P256.Signing.PublicKey(pemRepresentation: EncryptedKeyFixture.testOnlyPublicKeyPEM)
+        #expect(key.publicKeyDER == [UInt8](expected.derRepresentation))
     }
 
     @Test func encryptedFixtureWithWrongOrMissingPassphraseFails() throws {
@@ -77,7 +78,7 @@ struct KeyLoadingTests {
         let rsaPublic = try SigningTestSupport.openssl([
             "pkey", "-in", rsaPath, "-passin", "pass:\(passphrase)", "-pubout",
         ])
-        #expect(try VerificationKey(pem: rsaPublic).matches(rsa))
+        #expect(try rsa.publicKeyDER == [UInt8](_RSA.Signing.PublicKey(pemRepresentation: rsaPublic).derRepresentation))
         #expect(throws: KeyLoadError.wrongPassphrase) { try SigningKey(pem: rsaPEM, passphrase: "wrong") }
 
         // EC re-encrypted with AES-128 and the PBKDF2 default PRF spelled out as HMAC-SHA1.

@@ -93,7 +93,7 @@ import Testing
         let p = TokenPreparation(
             materials: { materials }, settings: { [settings] in settings }, now: { 1_800_000_000 }, uuid: { UUID() })
         let (jwt, jti) = try p.assertion(for: demand(department: "Finance"))
-        let claims = try JWTAssertion.decode(jwt).claims
+        let claims = try DecodedJWT(jwt).claims
         #expect(claims["iat"] == .integer(1_800_000_000))
         #expect(claims["nbf"] == .integer(1_800_000_000 - 30))
         // The jti returned (and logged) is the one signed.

@@ -12,7 +12,7 @@ public struct CertificateInfo: Sendable {
     /// The certificate's DER bytes, exactly as read.
     public let derBytes: [UInt8]
     /// The public key in the certificate.
-    public let verificationKey: VerificationKey
+    public let publicKey: SigningKey.PublicKey
 
     /// Parses the first `BEGIN CERTIFICATE` block of `pem` (a chain file is fine).
     public init(pem: String) throws {
@@ -34,7 +34,7 @@ public struct CertificateInfo: Sendable {
         self.subject = certificate.subject.description
         self.notValidAfter = certificate.notValidAfter
         self.derBytes = document.derBytes
-        self.verificationKey = try VerificationKey(certificateKey: certificate.publicKey)
+        self.publicKey = try SigningKey.PublicKey(certificateKey: certificate.publicKey)
     }
 
     /// JWS `x5t`: base64url (no padding) of the SHA-1 of the DER, the same digest as
@@ -50,6 +50,6 @@ public struct CertificateInfo: Sendable {
 
     /// Whether the certificate certifies `key`'s public key.
     public func matches(_ key: SigningKey) -> Bool {
-        verificationKey.matches(key)
+        publicKey.derRepresentation == key.publicKeyDER
     }
 }

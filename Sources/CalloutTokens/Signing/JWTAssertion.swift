@@ -1,7 +1,7 @@
 import CalloutCore
 import Foundation
 
-/// Builds, signs and decodes compact JWS client assertions (RFC 7515, RFC 7523).
+/// Builds and signs compact JWS client assertions (RFC 7515, RFC 7523).
 public enum JWTAssertion {
     /// The claims whose values are always JSON integers.
     public static let integerClaims: Set<String> = ["iat", "nbf", "exp"]
@@ -70,45 +70,4 @@ public enum JWTAssertion {
         let signature = try material.key.sign(Array(signingInput.utf8), algorithm: request.algorithm)
         return signingInput + "." + Base64URL.encode(signature)
     }
-
-    /// Splits and decodes a compact JWS without verifying it (for display and for choosing the
-    /// verification key). Throws `AssertionVerificationError.malformed`.
-    public static func decode(_ jwt: String) throws -> DecodedJWT {
-        let parts = jwt.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else {
-            throw AssertionVerificationError.malformed("expected three dot-separated segments")
-        }
-        func object(_ segment: Substring, _ name: String) throws -> JSONObject {
-            guard let bytes = Base64URL.decode(segment) else {
-                throw AssertionVerificationError.malformed("\(name) is not base64url")
-            }
-            let value: JSONValue
-            do {
-                value = try JSONParser.parse(bytes)
-            } catch {
-                throw AssertionVerificationError.malformed("\(name) is not JSON: \(error.reason)")
-            }
-            guard case .object(let object) = value else {
-                throw AssertionVerificationError.malformed("\(name) is not a JSON object")
-            }
-            return object
-        }
-        let header = try object(parts[0], "header")
-        let claims = try object(parts[1], "claims")
-        guard let signature = Base64URL.decode(parts[2]) else {
-            throw AssertionVerificationError.malformed("signature is not base64url")
-        }
-        return DecodedJWT(
-            header: header, claims: claims, signingInput: String(parts[0]) + "." + String(parts[1]),
-            signature: signature)
-    }
-}
-
-/// A compact JWS split into its parts; nothing here has been verified.
-public struct DecodedJWT: Sendable, Hashable {
-    public let header: JSONObject
-    public let claims: JSONObject
-    /// `base64url(header) + "." + base64url(claims)`, the bytes the signature covers.
-    public let signingInput: String
-    public let signature: [UInt8]
 }

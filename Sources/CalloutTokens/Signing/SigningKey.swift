@@ -69,26 +69,16 @@ public struct SigningKey: Sendable {
     }
 
     /// The public key as DER `SubjectPublicKeyInfo`.
-    public var publicKeyDER: [UInt8] {
-        switch backing {
-        case .rsa(let key): [UInt8](key.publicKey.derRepresentation)
-        case .p256(let key): [UInt8](key.publicKey.derRepresentation)
-        }
-    }
+    public var publicKeyDER: [UInt8] { publicKey.derRepresentation }
 
     /// The public key as PEM (`BEGIN PUBLIC KEY`, SubjectPublicKeyInfo).
-    public var publicKeyPEM: String {
-        switch backing {
-        case .rsa(let key): key.publicKey.pemRepresentation
-        case .p256(let key): key.publicKey.pemRepresentation
-        }
-    }
+    public var publicKeyPEM: String { publicKey.pemRepresentation }
 
-    /// The public half, for verifying what this key signs.
-    public var verificationKey: VerificationKey {
+    /// The public half.
+    public var publicKey: PublicKey {
         switch backing {
-        case .rsa(let key): VerificationKey(backing: .rsa(key.publicKey))
-        case .p256(let key): VerificationKey(backing: .p256(key.publicKey))
+        case .rsa(let key): .rsa(key.publicKey)
+        case .p256(let key): .p256(key.publicKey)
         }
     }
 

@@ -1,5 +1,6 @@
 import CalloutCore
 import CalloutDevTools
+import CalloutTestSupport
 import Crypto
 import Foundation
 import Testing
@@ -53,7 +54,7 @@ struct AssertionVerifierTests {
         let material = try Self.rsaMaterial()
         let jwt = try JWTAssertion.sign(SigningTestSupport.request(.rs256), with: material)
         let parts = jwt.split(separator: ".").map(String.init)
-        var claims = try JWTAssertion.decode(jwt).claims
+        var claims = try DecodedJWT(jwt).claims
         claims["sub"] = .string("someone-else")
         let tampered = parts[0] + "." + Base64URL.encode(Array(JSONValue.object(claims).jsonText.utf8)) + "." + parts[2]
         #expect(throws: AssertionVerificationError.badSignature) {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CalloutCore
 import CalloutDevTools
+import CalloutTestSupport
 import CalloutTokens
 import Crypto
 import Foundation

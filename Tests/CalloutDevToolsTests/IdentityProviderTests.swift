@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CalloutDevTools
+import CalloutTestSupport
 import CalloutTokens
 import NIOCore
 import Testing

@@ -1,3 +1,5 @@
+import CalloutTokens
+
 /// A strict RFC 8259 parser for JWT segments: rejects duplicate member names, trailing
 /// bytes and nesting deeper than `maximumDepth`.
 struct JSONParser {

@@ -1,14 +1,13 @@
 import CalloutCore
+import CalloutTokens
 import Crypto
 import Foundation
 import _CryptoExtras
 
-@testable import CalloutTokens
-
 /// Helpers shared by the signing tests: fresh keys, a temp directory, and the `openssl` CLI.
-enum SigningTestSupport {
+public enum SigningTestSupport {
     /// The path of `openssl`, or `nil` when it is not installed.
-    static let opensslPath: String? = {
+    public static let opensslPath: String? = {
         for directory in ["/usr/bin", "/usr/local/bin", "/opt/homebrew/bin", "/bin"] {
             let path = directory + "/openssl"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
@@ -18,7 +17,7 @@ enum SigningTestSupport {
 
     /// Runs `openssl` with `arguments`; returns standard output, or throws with the exit status.
     @discardableResult
-    static func openssl(_ arguments: [String]) throws -> String {
+    public static func openssl(_ arguments: [String]) throws -> String {
         guard let opensslPath else { throw OpenSSLFailure(status: -1) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: opensslPath)
@@ -33,10 +32,10 @@ enum SigningTestSupport {
         return String(decoding: data, as: UTF8.self)
     }
 
-    struct OpenSSLFailure: Error { let status: Int32 }
+    public struct OpenSSLFailure: Error { let status: Int32 }
 
     /// A new empty directory under the system temp directory.
-    static func temporaryDirectory() throws -> URL {
+    public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("callout-signing-tests-\(UUID().uuidString.lowercased())")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -44,17 +43,17 @@ enum SigningTestSupport {
     }
 
     /// One RSA-2048 key generated per test process (RSA generation is slow).
-    static let rsaKey: _RSA.Signing.PrivateKey = {
+    public static let rsaKey: _RSA.Signing.PrivateKey = {
         do { return try _RSA.Signing.PrivateKey(keySize: .bits2048) } catch { fatalError("RSA key generation failed") }
     }()
 
-    static let p256Key = P256.Signing.PrivateKey()
+    public static let p256Key = P256.Signing.PrivateKey()
 
-    static func material(_ pem: String, certificatePEM: String? = nil) throws -> SigningMaterial {
+    public static func material(_ pem: String, certificatePEM: String? = nil) throws -> SigningMaterial {
         try SigningMaterial.load(privateKeyPEM: pem, certificatePEM: certificatePEM, passphrase: nil)
     }
 
-    static func request(
+    public static func request(
         _ algorithm: SigningAlgorithm, jti: String = UUID().uuidString.lowercased(), now: Int64 = 1_700_000_000,
         claims: [(name: String, value: String)] = [], headerEntries: [(name: String, value: String)] = []
     ) -> AssertionRequest {
@@ -64,7 +63,7 @@ enum SigningTestSupport {
     }
 
     /// Lines of base64 body of every PEM block in `pem` (to check errors never echo them).
-    static func pemBodyLines(_ pem: String) -> [String] {
+    public static func pemBodyLines(_ pem: String) -> [String] {
         pem.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("-----") && $0.count >= 16 }
     }
 }

@@ -1,20 +1,16 @@
 import CalloutCore
+import CalloutTokens
 import Crypto
 import Foundation
 import SwiftASN1
-import X509
 import _CryptoExtras
 
 /// A public key that verifies JWS signatures: RSA or EC P-256.
 public struct VerificationKey: Sendable {
-    enum Backing: Sendable {
-        case rsa(_RSA.Signing.PublicKey)
-        case p256(P256.Signing.PublicKey)
-    }
+    let backing: SigningKey.PublicKey
 
-    let backing: Backing
-
-    init(backing: Backing) { self.backing = backing }
+    /// Wraps a signing key's or a certificate's public key.
+    public init(_ publicKey: SigningKey.PublicKey) { self.backing = publicKey }
 
     /// Loads a `BEGIN PUBLIC KEY` (SubjectPublicKeyInfo) or `BEGIN RSA PUBLIC KEY` PEM, or the
     /// public key of a `BEGIN CERTIFICATE` PEM.
@@ -28,7 +24,7 @@ public struct VerificationKey: Sendable {
         }
         switch document.discriminator {
         case "CERTIFICATE":
-            self = try CertificateInfo(pem: pem).verificationKey
+            self.backing = try CertificateInfo(pem: pem).publicKey
         case "PUBLIC KEY", "RSA PUBLIC KEY":
             if let rsa = try? _RSA.Signing.PublicKey(unsafeDERRepresentation: document.derBytes) {
                 guard rsa.keySizeInBits >= 2048 else { throw KeyLoadError.weakRSAKey(bits: rsa.keySizeInBits) }
@@ -43,41 +39,14 @@ public struct VerificationKey: Sendable {
         }
     }
 
-    /// Wraps a certificate's public key; throws for key types other than RSA (2048+) and P-256.
-    init(certificateKey: Certificate.PublicKey) throws {
-        if let rsa = _RSA.Signing.PublicKey(certificateKey) {
-            guard rsa.keySizeInBits >= 2048 else { throw KeyLoadError.weakRSAKey(bits: rsa.keySizeInBits) }
-            self.backing = .rsa(rsa)
-        } else if let p256 = P256.Signing.PublicKey(certificateKey) {
-            self.backing = .p256(p256)
-        } else {
-            throw KeyLoadError.unsupportedKeyAlgorithm("certificate key \(certificateKey)")
-        }
-    }
-
     /// RSA or EC P-256.
-    public var keyType: SigningAlgorithm.KeyType {
-        switch backing {
-        case .rsa: .rsa
-        case .p256: .ec
-        }
-    }
+    public var keyType: SigningAlgorithm.KeyType { backing.keyType }
 
     /// DER `SubjectPublicKeyInfo`.
-    public var derRepresentation: [UInt8] {
-        switch backing {
-        case .rsa(let key): [UInt8](key.derRepresentation)
-        case .p256(let key): [UInt8](key.derRepresentation)
-        }
-    }
+    public var derRepresentation: [UInt8] { backing.derRepresentation }
 
     /// PEM `BEGIN PUBLIC KEY`.
-    public var pemRepresentation: String {
-        switch backing {
-        case .rsa(let key): key.pemRepresentation
-        case .p256(let key): key.pemRepresentation
-        }
-    }
+    public var pemRepresentation: String { backing.pemRepresentation }
 
     /// Whether `signature` is a valid JWS `algorithm` signature over `message`. A key of the
     /// wrong type for the algorithm never verifies.
@@ -106,4 +75,9 @@ public struct VerificationKey: Sendable {
     public func matches(_ signingKey: SigningKey) -> Bool {
         derRepresentation == signingKey.publicKeyDER
     }
+}
+
+extension SigningKey {
+    /// The public half, for verifying what this key signs.
+    public var verificationKey: VerificationKey { VerificationKey(publicKey) }
 }

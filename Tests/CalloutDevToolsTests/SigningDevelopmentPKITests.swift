@@ -1,5 +1,6 @@
 import CalloutCore
 import CalloutDevTools
+import CalloutTestSupport
 import Foundation
 import NIOSSL
 import Testing

@@ -1,4 +1,5 @@
 import CalloutCore
+import CalloutTokens
 
 /// Verifies a JWT client assertion the way an identity provider does (RFC 7523 §3): signature
 /// with the registered public key, `iss` = `sub` = client id, `aud` contains the token
@@ -36,7 +37,7 @@ public struct AssertionVerifier: Sendable {
     /// Verifies `jwt` at `now` (seconds since the epoch). Throws `AssertionVerificationError`.
     /// The `jti` is recorded in the replay cache only when every other check passed.
     public func verify(_ jwt: String, now: Int64) throws -> VerifiedAssertion {
-        let decoded = try JWTAssertion.decode(jwt)
+        let decoded = try DecodedJWT(jwt)
 
         guard let algName = decoded.header["alg"]?.stringValue else {
             throw AssertionVerificationError.algorithmNotAllowed("(missing)")

@@ -9,11 +9,13 @@ import NIOPosix
 import NIOSSL
 
 /// Opens once; everyone waiting (before or after) proceeds.
-final class Gate: Sendable {
+public final class Gate: Sendable {
+    public init() {}
+
     private let state = LockedState<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>(
         (false, []))
 
-    func wait() async {
+    public func wait() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let proceed = state.withLock { state in
                 if state.open { return true }
@@ -24,7 +26,7 @@ final class Gate: Sendable {
         }
     }
 
-    func open() {
+    public func open() {
         let waiters = state.withLock { state in
             state.open = true
             defer { state.waiters = [] }
@@ -35,20 +37,24 @@ final class Gate: Sendable {
 }
 
 /// A clock the test moves by hand.
-final class ManualClock: Sendable {
+public final class ManualClock: Sendable {
+    public init() {}
+
     private let state = LockedState<Double>(0)
-    var now: Double { state.withLock { $0 } }
-    func set(_ value: Double) { state.withLock { $0 = value } }
-    var read: @Sendable () -> Double { { self.now } }
+    public var now: Double { state.withLock { $0 } }
+    public func set(_ value: Double) { state.withLock { $0 = value } }
+    public var read: @Sendable () -> Double { { self.now } }
 }
 
 /// Keeps every log line, rendered with its metadata, for leak checks.
-final class CapturingLogs: Sendable {
+public final class CapturingLogs: Sendable {
+    public init() {}
+
     private let lines = LockedState<[String]>([])
 
-    var all: [String] { lines.withLock { $0 } }
+    public var all: [String] { lines.withLock { $0 } }
 
-    func logger(_ label: String = "test") -> Logger {
+    public func logger(_ label: String = "test") -> Logger {
         var logger = Logger(label: label) { _ in Handler(sink: self) }
         logger.logLevel = .trace
         return logger
@@ -76,14 +82,14 @@ final class CapturingLogs: Sendable {
 }
 
 /// ES256 client assertions and a verifier for them, standing in for the signing module.
-final class AssertionKit: Sendable {
-    let clientId: String
-    let key = P256.Signing.PrivateKey()
+public final class AssertionKit: Sendable {
+    public let clientId: String
+    public let key = P256.Signing.PrivateKey()
     private let seenIDs = LockedState<Set<String>>([])
 
-    init(clientId: String = "client-1") { self.clientId = clientId }
+    public init(clientId: String = "client-1") { self.clientId = clientId }
 
-    func assertion(
+    public func assertion(
         audience: String, jti: String = UUID().uuidString, lifetime: Double = 120,
         extra: [String: String] = [:]
     )
@@ -104,7 +110,7 @@ final class AssertionKit: Sendable {
     }
 
     /// Checks signature, iss/sub, aud, exp and that the jti was not seen before.
-    var verifier: DevelopmentIdentityProvider.VerifyAssertion {
+    public var verifier: DevelopmentIdentityProvider.VerifyAssertion {
         let publicKey = key.publicKey
         let expected = clientId
         return { [seenIDs] clientId, assertion, audience in
@@ -134,13 +140,13 @@ final class AssertionKit: Sendable {
 }
 
 /// A TLS development identity provider on 127.0.0.1 and an HTTPClient that trusts it.
-struct IdentityProviderFixture {
-    let provider: DevelopmentIdentityProvider
-    let httpClient: HTTPClient
-    let kit: AssertionKit
-    let logs: CapturingLogs
+public struct IdentityProviderFixture: Sendable {
+    public let provider: DevelopmentIdentityProvider
+    public let httpClient: HTTPClient
+    public let kit: AssertionKit
+    public let logs: CapturingLogs
 
-    static func with<T>(
+    public static func with<T>(
         expiresIn: Int = 300,
         _ body: (IdentityProviderFixture) async throws -> T
     ) async throws -> T {
@@ -173,12 +179,12 @@ struct IdentityProviderFixture {
         }
     }
 
-    func client(timeout: Duration = .seconds(10)) -> TokenEndpointClient {
+    public func client(timeout: Duration = .seconds(10)) -> TokenEndpointClient {
         TokenEndpointClient(
             httpClient: httpClient, limits: .init(timeout: timeout), logger: logs.logger("exchange"))
     }
 
-    func request(scope: String? = "api read", assertion: String? = nil) -> TokenRequest {
+    public func request(scope: String? = "api read", assertion: String? = nil) -> TokenRequest {
         TokenRequest(
             identityProviderURL: provider.tokenEndpointURL, clientId: kit.clientId,
             clientAssertion: assertion ?? kit.assertion(audience: provider.tokenEndpointURL),
