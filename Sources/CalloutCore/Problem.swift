@@ -30,19 +30,22 @@ public struct Problem: Error, Sendable, Equatable {
 
     public static let contentType = "application/problem+json"
 
-    /// The JSON body.
-    public var json: String {
-        var fields: [(String, String)] = [
-            ("type", "\"https://callout-proxy.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))\""),
-            ("title", JSONString.quote(title)),
-            ("status", String(status)),
-            ("detail", JSONString.quote(detail)),
-            ("code", JSONString.quote(code)),
+    /// The members of the JSON body.
+    public var jsonMembers: [String: JSONValue] {
+        var members: [String: JSONValue] = [
+            "type": .string("https://callout-proxy.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))"),
+            "title": .string(title),
+            "status": .integer(Int64(status)),
+            "detail": .string(detail),
+            "code": .string(code),
         ]
-        if let namedCredential { fields.append(("named_credential", JSONString.quote(namedCredential))) }
-        if let retryAfter { fields.append(("retry_after", String(retryAfter))) }
-        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
+        if let namedCredential { members["named_credential"] = .string(namedCredential) }
+        if let retryAfter { members["retry_after"] = .integer(Int64(retryAfter)) }
+        return members
     }
+
+    /// The JSON body (keys sorted), ending in a newline.
+    public var json: String { JSONValue.object(jsonMembers).jsonText + "\n" }
 
     // MARK: - The catalogue
 
@@ -50,7 +53,7 @@ public struct Problem: Error, Sendable, Equatable {
         Problem(
             status: 404, code: "unknown_named_credential", title: "Unknown named credential",
             detail: alias.map {
-                "No named credential is called '\(JSONString.printable($0))'; the proxy forwards only to configured named credentials."
+                "No named credential is called '\(CallerText.printable($0))'; the proxy forwards only to configured named credentials."
             }
                 ?? "The request does not name a named credential. Use http://Alias/path through the proxy, /callout:Alias/path, or Host: Alias."
         )
@@ -86,16 +89,16 @@ public struct Problem: Error, Sendable, Equatable {
     ) -> Problem {
         let sources =
             "the \(settings.permissionSetsHeader) and \(settings.profileHeader) headers"
-            + (identity.callerName.map { " and caller '\(JSONString.printable($0))'" } ?? "")
+            + (identity.callerName.map { " and caller '\(CallerText.printable($0))'" } ?? "")
         let detail: String
         if identity.permissionSets.isEmpty && identity.profile == nil {
             detail =
                 "No permission set or profile arrived (read from \(sources)), so no principal of external credential '\(credential)' applies."
         } else {
-            let shown = identity.permissionSets.prefix(5).map { "'\(JSONString.printable($0))'" }
+            let shown = identity.permissionSets.prefix(5).map { "'\(CallerText.printable($0))'" }
             let more = identity.permissionSets.count > 5 ? " and \(identity.permissionSets.count - 5) more" : ""
             let sets = shown.isEmpty ? "none" : shown.joined(separator: ", ") + more
-            let profile = identity.profile.map { "'\(JSONString.printable($0))'" } ?? "none"
+            let profile = identity.profile.map { "'\(CallerText.printable($0))'" } ?? "none"
             detail =
                 "The caller's permission sets (\(sets)) and profile (\(profile)), read from \(sources), qualify for no principal of external credential '\(credential)'."
         }
@@ -107,7 +110,7 @@ public struct Problem: Error, Sendable, Equatable {
     public static func principalNotAllowed(_ alias: String, requested: String) -> Problem {
         Problem(
             status: 403, code: "principal_not_allowed", title: "Requested principal not allowed",
-            detail: "The caller does not qualify for principal '\(JSONString.printable(requested))'.",
+            detail: "The caller does not qualify for principal '\(CallerText.printable(requested))'.",
             namedCredential: alias)
     }
 
@@ -147,29 +150,9 @@ public struct Problem: Error, Sendable, Equatable {
     }
 }
 
-/// JSON string quoting for the hand-written bodies.
-public enum JSONString {
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\u{00}"..."\u{1F}", "\u{7F}", "\u{2028}", "\u{2029}":
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
-    /// Caller-supplied text echoed in a message: printable ASCII only, at most 100 characters.
+/// Caller-supplied text quoted in a message.
+public enum CallerText {
+    /// Printable ASCII only, at most 100 characters.
     public static func printable(_ s: String) -> String {
         String(s.unicodeScalars.prefix(100).map { $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
     }

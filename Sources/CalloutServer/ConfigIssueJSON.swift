@@ -7,7 +7,7 @@ public enum ConfigIssueJSON {
     public static func array(_ issues: [ConfigIssue]) -> JSONValue {
         .array(
             issues.map { issue in
-                var object = JSONObject()
+                var object: [String: JSONValue] = [:]
                 object["file"] = .string(issue.file)
                 if let line = issue.line { object["line"] = .integer(Int64(line)) }
                 object["key_path"] = .string(issue.keyPath)
@@ -19,7 +19,7 @@ public enum ConfigIssueJSON {
 
     /// What `check --format json` prints: `{"valid","problems","issues","warnings"}`.
     public static func report(problems: [ConfigIssue], warnings: [ConfigIssue]) -> JSONValue {
-        var object = JSONObject()
+        var object: [String: JSONValue] = [:]
         object["valid"] = .bool(problems.isEmpty)
         object["problems"] = .integer(Int64(problems.count))
         object["issues"] = array(problems)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
 import CalloutCore
-import CalloutDevTools
 import CalloutServer
 import CalloutTokens
 import Foundation
@@ -106,14 +105,13 @@ struct TokenCommand: AsyncParsableCommand {
         }
         let granted = token.scope ?? prepared.scope
         if json {
-            var fields = [
-                "\"access_token\":\(JSONString.quote(token.value))",
-                "\"token_type\":\(JSONString.quote(token.tokenType))",
-                "\"expires_in\":\(Int(token.lifetime))", "\"principal\":\(JSONString.quote(demand.principal.name))",
-                "\"client_id\":\(JSONString.quote(demand.principal.clientId))",
+            var fields: [String: JSONValue] = [
+                "access_token": .string(token.value), "token_type": .string(token.tokenType),
+                "expires_in": .integer(Int64(token.lifetime)), "principal": .string(demand.principal.name),
+                "client_id": .string(demand.principal.clientId),
             ]
-            if let granted { fields.append("\"scope\":\(JSONString.quote(granted))") }
-            print("{" + fields.joined(separator: ",") + "}")
+            if let granted { fields["scope"] = .string(granted) }
+            print(JSONValue.object(fields).jsonText)
         } else {
             print("principal:    \(demand.principal.name) (client id \(demand.principal.clientId))")
             print("token type:   \(token.tokenType)")
@@ -152,11 +150,12 @@ struct AssertionCommand: ParsableCommand {
         let preparation = TokenPreparation(config: config, materials: materials)
         do {
             let (jwt, _) = try preparation.assertion(for: demand)
-            let decoded = try DecodedJWT(jwt)
-            print("header:")
-            print(JSONValue.object(decoded.header).prettyJSONText)
-            print("claims:")
-            print(JSONValue.object(decoded.claims).prettyJSONText)
+            // The proxy's own assertion, shown as signed: header and claims, keys sorted.
+            let segments = jwt.split(separator: ".")
+            for (title, segment) in zip(["header:", "claims:"], segments) {
+                print(title)
+                print(Base64URL.decode(segment).flatMap(JSONValue.parse)?.prettyJSONText ?? "(not JSON)")
+            }
             print("assertion:")
             print(jwt)
         } catch let problem as Problem {

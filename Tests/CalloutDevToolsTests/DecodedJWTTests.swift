@@ -1,3 +1,4 @@
+import CalloutCore
 import CalloutTokens
 import Testing
 
@@ -20,11 +21,11 @@ struct DecodedJWTTests {
             Issue.record("not an object")
             return
         }
-        #expect(object.names == ["a", "b"])
+        #expect(object.keys.sorted() == ["a", "b"])
         #expect(
             object["a"]
                 == .array([.integer(1), .integer(-2), .number(3.5), .bool(true), .bool(false), .null, .string("é😀")]))
         #expect(value.jsonText == #"{"a":[1,-2,3.5,true,false,null,"é😀"],"b":{"c":"d"}}"#)
-        #expect(value.prettyJSONText.contains("\n  \"b\": {\n    \"c\": \"d\"\n  }"))
+        #expect(value.prettyJSONText.contains("\n  \"b\" : {\n    \"c\" : \"d\"\n  }"))
     }
 }

@@ -104,8 +104,8 @@ import Testing
             #expect(first.status == 200, "\(first.body)")
             let credentials = try await h.admin(.GET, "/credentials")
             #expect(
-                credentials.body.contains(#""client_secret_from": "file:\#(h.env.directory.path)/reporting.secret""#))
-            #expect(credentials.body.contains(#""client_authentication": "post""#))
+                credentials.body.contains(#""client_secret_from" : "file:\#(h.env.directory.path)/reporting.secret""#))
+            #expect(credentials.body.contains(#""client_authentication" : "post""#))
             let request = try #require(h.idp.requests.last)
             #expect(request.authorization == nil)
             #expect(request.value("client_id") == "reporting-client")
@@ -209,7 +209,7 @@ import Testing
             // The assertion's audience is the discovered token endpoint (the provider checked it).
             #expect(h.idp.requests.last?.claims["aud"] == h.idp.tokenEndpointURL)
             let credentials = try await h.admin(.GET, "/credentials")
-            #expect(credentials.body.contains(#""identity_provider_issuer": "\#(h.idp.baseURL)""#))
+            #expect(credentials.body.contains(#""identity_provider_issuer" : "\#(h.idp.baseURL)""#))
             // A reload fetches the metadata again.
             let before = h.idp.metadataRequestCount
             #expect(try await h.admin(.POST, "/reload").status == 200)

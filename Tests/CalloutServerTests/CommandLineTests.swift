@@ -117,8 +117,8 @@ func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -
         #expect(idpRequests.count == 1)
         #expect(idpRequests.first?.scope == "role:Ops")
         #expect(assertion.status == 0)
-        #expect(assertion.out.contains("\"alg\": \"RS256\""))
-        #expect(assertion.out.contains("\"iss\": \"acme-reader\""))
+        #expect(assertion.out.contains("\"alg\" : \"RS256\""))
+        #expect(assertion.out.contains("\"iss\" : \"acme-reader\""))
         #expect(unknown.status != 0)
         #expect(unknown.err.contains("no external credential is named 'Nope'"))
     }

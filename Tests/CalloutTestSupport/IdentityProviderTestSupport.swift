@@ -127,7 +127,7 @@ public final class AssertionKit: Sendable {
                 return .failure(.init("iss/sub must be the client id"))
             }
             guard claims["aud"]?.stringValue == audience else { return .failure(.init("wrong audience")) }
-            guard case .number(let exp)? = claims["exp"], exp > Date().timeIntervalSince1970 else {
+            guard let exp = claims["exp"]?.doubleValue, exp > Date().timeIntervalSince1970 else {
                 return .failure(.init("expired"))
             }
             guard let jti = claims["jti"]?.stringValue, seenIDs.withLock({ $0.insert(jti).inserted })

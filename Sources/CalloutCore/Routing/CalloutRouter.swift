@@ -34,7 +34,7 @@ public enum CalloutRouter {
         case .failure(.unsupportedScheme(let s)):
             return .failure(
                 .badRequest(
-                    "absolute-form targets must use http:// (the proxy adds TLS); got \(JSONString.printable(s))://"))
+                    "absolute-form targets must use http:// (the proxy adds TLS); got \(CallerText.printable(s))://"))
         case .failure(.malformedTarget(let why)): return .failure(.badRequest(why))
         }
         alias = address.alias

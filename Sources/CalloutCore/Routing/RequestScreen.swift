@@ -55,7 +55,7 @@ extension Problem {
         Problem(
             status: 421, code: "misdirected_request", title: "Misdirected request",
             detail:
-                "Host '\(JSONString.printable(host))' is not a name of this proxy. Use a loopback address, the listen address, a name in allowed_hosts, or a named credential's alias."
+                "Host '\(CallerText.printable(host))' is not a name of this proxy. Use a loopback address, the listen address, a name in allowed_hosts, or a named credential's alias."
         )
     }
 

@@ -111,7 +111,7 @@ public struct VerifiedAssertion: Sendable, Hashable {
     public let notBefore: Int64?
     public let expiresAt: Int64
     public let jti: String
-    public let header: JSONObject
+    public let header: [String: JSONValue]
     /// All claims, including custom ones such as `scope`.
-    public let claims: JSONObject
+    public let claims: [String: JSONValue]
 }

@@ -1,9 +1,10 @@
+import CalloutCore
 import CalloutTokens
 
 /// A compact JWS split into its parts; nothing here has been verified.
 public struct DecodedJWT: Sendable, Hashable {
-    public let header: JSONObject
-    public let claims: JSONObject
+    public let header: [String: JSONValue]
+    public let claims: [String: JSONValue]
     /// `base64url(header) + "." + base64url(claims)`, the bytes the signature covers.
     public let signingInput: String
     public let signature: [UInt8]
@@ -16,7 +17,7 @@ public struct DecodedJWT: Sendable, Hashable {
         guard parts.count == 3 else {
             throw .malformed("expected three dot-separated segments")
         }
-        func object(_ segment: Substring, _ name: String) throws(AssertionVerificationError) -> JSONObject {
+        func object(_ segment: Substring, _ name: String) throws(AssertionVerificationError) -> [String: JSONValue] {
             guard let bytes = Base64URL.decode(segment) else {
                 throw .malformed("\(name) is not base64url")
             }

@@ -1,6 +1,7 @@
-import CalloutTokens
+import CalloutCore
 
-/// A strict RFC 8259 parser for JWT segments: rejects duplicate member names, trailing
+/// A strict RFC 8259 parser for the JWT segments the development identity provider verifies:
+/// rejects duplicate member names (which `JSONDecoder` takes, last one winning), trailing
 /// bytes and nesting deeper than `maximumDepth`.
 struct JSONParser {
     struct Failure: Error, Sendable {
@@ -57,9 +58,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseObject(depth: Int) throws(Failure) -> JSONObject {
+    private mutating func parseObject(depth: Int) throws(Failure) -> [String: JSONValue] {
         index += 1
-        var object = JSONObject()
+        var object: [String: JSONValue] = [:]
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             index += 1

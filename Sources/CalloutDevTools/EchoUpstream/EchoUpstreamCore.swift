@@ -1,3 +1,4 @@
+import CalloutCore
 import CalloutTokens
 import Logging
 import NIOCore
@@ -221,13 +222,12 @@ final class EchoUpstreamCore: Sendable {
     }
 
     private func echoJSON(_ exchange: EchoExchange, authorization: String?, tokenValid: Bool?) -> String {
-        let headers = exchange.headers.map { "[\(jsonString($0.name)),\(jsonString($0.value))]" }
-        var json = #"{"method":\#(jsonString(exchange.method)),"path":\#(jsonString(exchange.path))"#
-        json += #","query":\#(exchange.query.map(jsonString) ?? "null")"#
-        json += #","headers":[\#(headers.joined(separator: ","))]"#
-        json += #","body_bytes":\#(exchange.bodyBytes),"body_sha256":"\#(exchange.bodySHA256)""#
-        json += #","authorization":\#(authorization.map(jsonString) ?? "null")"#
-        json += #","token_valid":\#(tokenValid.map { $0 ? "true" : "false" } ?? "null")}"#
-        return json
+        func optional(_ text: String?) -> JSONValue { text.map { .string($0) } ?? .null }
+        return JSONValue.object([
+            "method": .string(exchange.method), "path": .string(exchange.path), "query": optional(exchange.query),
+            "headers": .array(exchange.headers.map { .array([.string($0.name), .string($0.value)]) }),
+            "body_bytes": .integer(Int64(exchange.bodyBytes)), "body_sha256": .string(exchange.bodySHA256),
+            "authorization": optional(authorization), "token_valid": tokenValid.map { .bool($0) } ?? .null,
+        ]).jsonText
     }
 }

@@ -231,10 +231,11 @@ public final class DevelopmentIdentityProvider: Sendable {
         let info = IssuedToken(clientId: clientId, scope: scope, expiresAt: wallClock() + Double(expiresIn))
         let limit = configuration.maxIssuedTokens
         state.withLock { $0.remember(token, info, limit: limit) }
-        var body =
-            #"{"access_token":\#(jsonString(token)),"token_type":"Bearer","expires_in":\#(expiresIn)"#
-        if let scope { body += #","scope":\#(jsonString(scope))"# }
-        return .json(200, body + "}")
+        var body: [String: JSONValue] = [
+            "access_token": .string(token), "token_type": .string("Bearer"), "expires_in": .integer(Int64(expiresIn)),
+        ]
+        if let scope { body["scope"] = .string(scope) }
+        return .json(200, JSONValue.object(body).jsonText)
     }
 
     private func introspect(_ request: IdentityProviderHTTPHandler.Request) -> IdentityProviderReply {
@@ -244,10 +245,11 @@ public final class DevelopmentIdentityProvider: Sendable {
         else {
             return .json(200, #"{"active":false}"#)
         }
-        var body =
-            #"{"active":true,"client_id":\#(jsonString(info.clientId)),"exp":\#(Int64(info.expiresAt))"#
-        if let scope = info.scope { body += #","scope":\#(jsonString(scope))"# }
-        return .json(200, body + "}")
+        var body: [String: JSONValue] = [
+            "active": .bool(true), "client_id": .string(info.clientId), "exp": .integer(Int64(info.expiresAt)),
+        ]
+        if let scope = info.scope { body["scope"] = .string(scope) }
+        return .json(200, JSONValue.object(body).jsonText)
     }
 }
 

@@ -183,7 +183,15 @@ extension DevelopmentIdentityProvider {
             if case .metadataIssuer(let other) = fault { other } else { baseURL }
         var reply = IdentityProviderReply.json(
             200,
-            #"{"issuer":\#(jsonString(issuer)),"token_endpoint":\#(jsonString(tokenEndpointURL)),"token_endpoint_auth_methods_supported":["private_key_jwt","client_secret_basic","client_secret_post","tls_client_auth"],"grant_types_supported":["client_credentials","urn:ietf:params:oauth:grant-type:jwt-bearer"]}"#
+            JSONValue.object([
+                "issuer": .string(issuer), "token_endpoint": .string(tokenEndpointURL),
+                "token_endpoint_auth_methods_supported": .array(
+                    ["private_key_jwt", "client_secret_basic", "client_secret_post", "tls_client_auth"].map {
+                        .string($0)
+                    }),
+                "grant_types_supported": .array(
+                    ["client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"].map { .string($0) }),
+            ]).jsonText
         )
         if case .slow(let seconds) = fault { reply.delay = seconds }
         return reply

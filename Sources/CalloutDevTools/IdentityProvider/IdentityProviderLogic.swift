@@ -23,8 +23,7 @@ struct IdentityProviderReply: Sendable {
     static func oauthError(_ status: Int, _ error: String, _ description: String)
         -> IdentityProviderReply
     {
-        .json(
-            status, #"{"error":\#(jsonString(error)),"error_description":\#(jsonString(description))}"#)
+        .json(status, JSONValue.object(["error": .string(error), "error_description": .string(description)]).jsonText)
     }
 }
 
@@ -60,9 +59,6 @@ struct IdentityProviderState {
         }
     }
 }
-
-/// A JSON string literal for `text`.
-func jsonString(_ text: String) -> String { JSONString.quote(text) }
 
 /// A random opaque token: `dev.` and 32 random bytes, base64url.
 func makeOpaqueToken() -> String {

@@ -17,10 +17,10 @@ enum AdminBrowserGuard {
 
     static func check(_ request: AdminRequest, listen: HostPort?, tokenConfigured: Bool) -> Problem? {
         if let site = request.header("sec-fetch-site")?.lowercased(), site != "same-origin", site != "none" {
-            return .crossSiteRequest("Sec-Fetch-Site: \(JSONString.printable(site))")
+            return .crossSiteRequest("Sec-Fetch-Site: \(CallerText.printable(site))")
         }
         if let origin = request.header("origin"), !isOwnOrigin(origin, listen: listen) {
-            return .crossSiteRequest("Origin: \(JSONString.printable(origin))")
+            return .crossSiteRequest("Origin: \(CallerText.printable(origin))")
         }
         let hosts = request.headers.filter { $0.0.caseInsensitiveEquals("host") }
         if hosts.count > 1 { return .adminBadRequest("the request has more than one Host header") }

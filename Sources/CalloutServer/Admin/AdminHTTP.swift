@@ -59,15 +59,12 @@ public struct AdminResponse: Sendable {
         AdminResponse(status: status, contentType: contentType, body: text)
     }
 
-    /// problem+json, with extra members (such as `issues`) after the standard ones.
+    /// problem+json, with extra members (such as `issues`) beside the standard ones.
     public static func problem(_ problem: Problem, extra: [(String, JSONValue)] = []) -> AdminResponse {
-        var body = problem.json
-        if !extra.isEmpty {
-            body =
-                String(body.dropLast(2)) + ","
-                + extra.map { "\(JSONString.quote($0.0)):\($0.1.jsonText)" }.joined(separator: ",") + "}\n"
-        }
-        var response = AdminResponse(status: problem.status, contentType: Problem.contentType, body: body)
+        var members = problem.jsonMembers
+        for (name, value) in extra { members[name] = value }
+        var response = AdminResponse(
+            status: problem.status, contentType: Problem.contentType, body: JSONValue.object(members).jsonText + "\n")
         response.headers = problem.headers
         if let retryAfter = problem.retryAfter { response.headers.append(("Retry-After", String(retryAfter))) }
         return response
@@ -77,7 +74,7 @@ public struct AdminResponse: Sendable {
 /// Building JSON answers.
 enum JSON {
     static func object(_ members: [(String, JSONValue?)]) -> JSONValue {
-        var object = JSONObject()
+        var object: [String: JSONValue] = [:]
         for (name, value) in members {
             if let value { object[name] = value }
         }
@@ -97,7 +94,7 @@ extension Problem {
         Problem(
             status: 404, code: "not_found", title: "Not found",
             detail:
-                "No admin endpoint at '\(JSONString.printable(path))'. Endpoints: GET /healthz, /readyz, /metrics, /credentials; POST /tokens/refresh, /explain, /reload; DELETE /tokens."
+                "No admin endpoint at '\(CallerText.printable(path))'. Endpoints: GET /healthz, /readyz, /metrics, /credentials; POST /tokens/refresh, /explain, /reload; DELETE /tokens."
         )
     }
 
@@ -130,6 +127,6 @@ extension Problem {
     static func adminNotFoundName(_ kind: String, _ name: String) -> Problem {
         Problem(
             status: 404, code: "unknown_\(kind)", title: "Unknown \(kind.replacingOccurrences(of: "_", with: " "))",
-            detail: "No \(kind) is called '\(JSONString.printable(name))'.")
+            detail: "No \(kind) is called '\(CallerText.printable(name))'.")
     }
 }

@@ -123,7 +123,7 @@ public final class AdminServer: Sendable {
                             "admin request",
                             metadata: [
                                 "method": "\(h.method.rawValue)",
-                                "path": "\(JSONString.printable(String(h.uri.prefix { $0 != "?" })))",
+                                "path": "\(CallerText.printable(String(h.uri.prefix { $0 != "?" })))",
                                 "status": "\(response.status)",
                             ])
                         let draining = !registry.setBusy(connection.channel, false)

@@ -16,7 +16,12 @@ enum LogValue {
 enum LogLineEncoding {
     // MARK: - JSON
 
-    /// Appends `"text"` with JSON escapes (also U+2028, U+2029 and DEL, as ``JSONString/quote(_:)``).
+    /// Appends `"text"` with JSON escapes, also for U+2028, U+2029 and DEL.
+    ///
+    /// The one hand-written JSON escaper: every other JSON goes through `JSONEncoder`
+    /// (`JSONValue`), but log lines are written per request into a reused byte buffer, and a
+    /// `JSONEncoder` per line would cost an allocation-heavy round trip on the hot path.
+    /// `LogLineTests` checks it against Foundation's reading.
     static func appendJSONString(_ text: some StringProtocol, to buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "\""))
         appendEscaped(text, to: &buffer)

@@ -1,3 +1,5 @@
+import CalloutCore
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -33,7 +35,7 @@ public enum IssuerMetadata {
 
     /// The `token_endpoint` of a metadata document for `issuer`.
     public static func tokenEndpoint(from body: [UInt8], issuer: String) throws(Problem) -> String {
-        guard let members = ResponseJSON.object(from: body) else { throw Problem("the metadata is not a JSON object") }
+        guard let members = JSONValue.object(from: body) else { throw Problem("the metadata is not a JSON object") }
         guard let published = members["issuer"]?.stringValue else { throw Problem("the metadata has no issuer") }
         guard published == issuer else {
             throw Problem(

@@ -196,7 +196,7 @@ public struct TokenEndpointClient: Sendable {
         // Problem bodies carry a short, redacted error_description; its full text is for the
         // debug log only (the assertion still scrubbed out).
         if !(200...299).contains(status), logger.logLevel <= .debug,
-            let full = ResponseJSON.object(from: body)?["error_description"]?.stringValue
+            let full = JSONValue.object(from: body)?["error_description"]?.stringValue
         {
             logger.debug(
                 "identity provider error_description",

@@ -1,3 +1,5 @@
+import CalloutCore
+
 /// Turns a token endpoint's HTTP answer into a ``TokenResponse`` or a ``TokenExchangeError``
 /// (RFC 6749 §5.1 and §5.2). Pure: the status, `Retry-After` header, body and current Unix time
 /// come in.
@@ -19,7 +21,7 @@ public struct TokenResponseParser: Sendable {
             let seconds = retryAfter.flatMap { RetryAfter.seconds(from: $0, now: now) }
             throw .unavailable(status: status, retryAfter: status == 429 || status == 503 ? seconds : nil)
         }
-        let json = ResponseJSON.object(from: body)
+        let json = JSONValue.object(from: body)
         guard (200...299).contains(status) else {
             let error = json?["error"]?.stringValue.map { clean($0, limit: 64) } ?? "http_\(status)"
             // The provider's text reaches callers in problem bodies: anything shaped like a JWT or
@@ -59,11 +61,13 @@ public struct TokenResponseParser: Sendable {
             accessToken: accessToken, tokenType: tokenType, scope: scope, expiresIn: expiresIn)
     }
 
-    private func lifetime(_ value: ResponseJSON?, accessToken: String, now: Double)
+    private func lifetime(_ value: JSONValue?, accessToken: String, now: Double)
         throws(TokenExchangeError) -> Int
     {
         let seconds: Double
         switch value {
+        case .integer(let number)?:
+            seconds = Double(number)
         case .number(let number)?:
             seconds = number
         case .string(let text)?:
@@ -73,7 +77,7 @@ public struct TokenResponseParser: Sendable {
             seconds = number
         case nil, .null?:
             // No expires_in: the token's own exp if it is a JWT, else the configured default.
-            if case .number(let exp)? = JWTPayload.claims(of: accessToken)?["exp"] {
+            if let exp = JWTPayload.claims(of: accessToken)?["exp"]?.doubleValue {
                 guard exp - now >= 1 else { throw .malformedResponse("access token's exp is in the past") }
                 seconds = (exp - now).rounded(.down)
             } else {

@@ -6,15 +6,17 @@ public enum JWTAssertion {
     /// The claims whose values are always JSON integers.
     public static let integerClaims: Set<String> = ["iat", "nbf", "exp"]
 
-    /// The JOSE header, members in this order: `alg`, `typ` ("JWT"), `kid`, `x5t`, `x5t#S256`,
-    /// then added header entries.
+    /// The JOSE header: `alg`, `typ` ("JWT"), `kid`, `x5t`, `x5t#S256` and added header entries
+    /// (written with sorted keys).
     ///
     /// `kid` is the `kid` header entry when one is given; otherwise, when a certificate is
     /// configured, `kid` is the certificate's `x5t` value (base64url SHA-1 thumbprint), and
     /// without a certificate there is no `kid`. `x5t` and `x5t#S256` are present only with a
-    /// certificate. Header entries replace members of the same name or are appended.
-    public static func header(for request: AssertionRequest, certificate: CertificateInfo?) throws -> JSONObject {
-        var header = JSONObject()
+    /// certificate. Header entries replace members of the same name or are added.
+    public static func header(
+        for request: AssertionRequest, certificate: CertificateInfo?
+    ) throws -> [String: JSONValue] {
+        var header: [String: JSONValue] = [:]
         header["alg"] = .string(request.algorithm.rawValue)
         header["typ"] = .string("JWT")
         if let certificate {
@@ -29,14 +31,14 @@ public enum JWTAssertion {
         return header
     }
 
-    /// The claims, members in this order: `iss`, `sub`, `aud`, `iat`, `nbf`, `exp`, `jti`, then
-    /// added claims. Defaults: `iss` = `sub` = client id, `aud` = audience, `iat` = now,
+    /// The claims: `iss`, `sub`, `aud`, `iat`, `nbf`, `exp`, `jti` and added claims (written with
+    /// sorted keys). Defaults: `iss` = `sub` = client id, `aud` = audience, `iat` = now,
     /// `nbf` = now - notBeforeSkewSeconds, `exp` = now + expirationSeconds. Request claims replace
-    /// defaults of the same name or are appended. (This is the signer; the configuration refuses
+    /// defaults of the same name or are added. (This is the signer; the configuration refuses
     /// `iat`, `nbf` and `jti` claims, and `TokenPreparation` never passes them.)
-    public static func claims(for request: AssertionRequest) throws -> JSONObject {
+    public static func claims(for request: AssertionRequest) throws -> [String: JSONValue] {
         guard request.expirationSeconds > 0 else { throw AssertionBuildError.nonPositiveExpiration }
-        var claims = JSONObject()
+        var claims: [String: JSONValue] = [:]
         claims["iss"] = .string(request.clientId)
         claims["sub"] = .string(request.clientId)
         claims["aud"] = .string(request.audience)
