@@ -95,6 +95,83 @@ struct KeyLoadingTests {
         #expect(ec.keyType == .ec)
         #expect(
             ec.publicKeyDER == (try SigningKey(pem: try String(contentsOfFile: ecPlain, encoding: .utf8))).publicKeyDER)
+
+        // Legacy OpenSSL encryption (Proc-Type / DEK-Info headers), RSA and EC.
+        for (command, plain) in [("rsa", rsaPath), ("ec", ecPlain)] {
+            let legacyPath = directory.appendingPathComponent("legacy-\(command).pem").path
+            var arguments = [command, "-in", plain, "-aes256", "-passout", "pass:\(passphrase)", "-out", legacyPath]
+            if command == "rsa" { arguments += ["-passin", "pass:\(passphrase)", "-traditional"] }
+            try SigningTestSupport.openssl(arguments)
+            let legacyPEM = try String(contentsOfFile: legacyPath, encoding: .utf8)
+            #expect(legacyPEM.contains("Proc-Type: 4,ENCRYPTED"))
+            let key = try SigningKey(pem: legacyPEM, passphrase: passphrase)
+            #expect(key.publicKeyDER == (command == "rsa" ? rsa.publicKeyDER : ec.publicKeyDER))
+            #expect(throws: KeyLoadError.wrongPassphrase) { try SigningKey(pem: legacyPEM, passphrase: "wrong") }
+        }
+    }
+
+    @Test func legacyEncryptedPEMLoads() throws {
+        let passphrase = "legacy passphrase"
+        let rsa = SigningTestSupport.rsaKey
+        let p256 = SigningTestSupport.p256Key
+        let cases: [(pem: String, publicKeyDER: [UInt8])] = [
+            (
+                try Self.legacyEncryptedPEM(
+                    label: "RSA PRIVATE KEY", der: [UInt8](rsa.derRepresentation), passphrase: passphrase),
+                [UInt8](rsa.publicKey.derRepresentation)
+            ),
+            (
+                try Self.legacyEncryptedPEM(label: "EC PRIVATE KEY", der: sec1DER(p256), passphrase: passphrase),
+                [UInt8](p256.publicKey.derRepresentation)
+            ),
+        ]
+        for (pem, publicKeyDER) in cases {
+            #expect(pem.contains("Proc-Type: 4,ENCRYPTED"))
+            #expect(try SigningKey(pem: pem, passphrase: passphrase).publicKeyDER == publicKeyDER)
+            #expect(throws: KeyLoadError.passphraseRequired) { try SigningKey(pem: pem) }
+            do {
+                _ = try SigningKey(pem: pem, passphrase: "not the passphrase")
+                Issue.record("expected a failure")
+            } catch {
+                #expect(error as? KeyLoadError == .wrongPassphrase)
+                let text = "\(error) \(String(reflecting: error)) \(error.localizedDescription)"
+                #expect(!text.contains("not the passphrase") && !text.contains(passphrase))
+                for line in SigningTestSupport.pemBodyLines(pem) { #expect(!text.contains(line)) }
+            }
+        }
+
+        // A legacy key file without its passphrase variable is named like an encrypted PKCS#8 one.
+        let directory = try SigningTestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let keyFile = directory.appendingPathComponent("legacy.pem").path
+        try cases[0].pem.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        #expect(throws: KeyLoadError.passphraseVariableNotSet(name: "SIGNING_PASS")) {
+            try SigningMaterial.load(
+                privateKeyFile: keyFile, certificateFile: nil, passphraseEnvironmentVariable: "SIGNING_PASS",
+                environment: [:])
+        }
+    }
+
+    /// What `openssl rsa -aes256 -traditional` writes: the DER encrypted with AES-256-CBC under
+    /// `EVP_BytesToKey(MD5, salt = the IV's first 8 bytes, 1 round)`, headers naming cipher and IV.
+    static func legacyEncryptedPEM(label: String, der: [UInt8], passphrase: String) throws -> String {
+        let iv = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let secret = Array(passphrase.utf8) + iv.prefix(8)
+        let first = Array(Insecure.MD5.hash(data: secret))
+        let second = Array(Insecure.MD5.hash(data: first + secret))
+        let encrypted = try AES._CBC.encrypt(
+            der, using: SymmetricKey(data: first + second), iv: AES._CBC.IV(ivBytes: iv))
+        let body = Data(encrypted).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+        let hex = iv.map { String($0, radix: 16, uppercase: true) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+        return """
+            -----BEGIN \(label)-----
+            Proc-Type: 4,ENCRYPTED
+            DEK-Info: AES-256-CBC,\(hex)
+
+            \(body)
+            -----END \(label)-----
+
+            """
     }
 
     @Test func weakRSAKeyIsRefused() throws {
@@ -127,7 +204,8 @@ struct KeyLoadingTests {
             AAAA
             -----END RSA PRIVATE KEY-----
             """
-        #expect(throws: KeyLoadError.legacyEncryptedPEM) { try SigningKey(pem: legacy) }
+        #expect(throws: KeyLoadError.passphraseRequired) { try SigningKey(pem: legacy) }
+        #expect(throws: KeyLoadError.wrongPassphrase) { try SigningKey(pem: legacy, passphrase: "any") }
         let p384 = P384.Signing.PrivateKey().pemRepresentation
         #expect(throws: KeyLoadError.self) { try SigningKey(pem: p384) }
         let garbage = [UInt8](repeating: 0x30, count: 40).pemBlock(label: "PRIVATE KEY")

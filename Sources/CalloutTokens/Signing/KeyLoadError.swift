@@ -9,18 +9,14 @@ public enum KeyLoadError: Error, Sendable, Equatable, CustomStringConvertible {
     case notPEM
     /// A PEM block with a label this loader does not accept (for example `PUBLIC KEY`).
     case unsupportedFormat(label: String)
-    /// Legacy OpenSSL encryption (`Proc-Type: 4,ENCRYPTED` headers) is not supported.
-    case legacyEncryptedPEM
     /// The PEM label was recognised but its contents did not parse as that format.
     case malformedKey(format: String)
     /// A key algorithm or curve other than RSA and EC P-256.
     case unsupportedKeyAlgorithm(String)
     /// The key is encrypted and no passphrase was given.
     case passphraseRequired
-    /// The passphrase did not decrypt the key.
+    /// The passphrase did not decrypt the key (or the encrypted key is damaged).
     case wrongPassphrase
-    /// Encrypted PKCS#8 with a scheme other than PBES2 / PBKDF2-HMAC-SHA1|SHA256 / AES-CBC.
-    case unsupportedEncryption(String)
     /// RSA keys below 2048 bits are too weak to sign with.
     case weakRSAKey(bits: Int)
     /// The algorithm needs a different key type than the one loaded.
@@ -40,8 +36,6 @@ public enum KeyLoadError: Error, Sendable, Equatable, CustomStringConvertible {
             "the key is not PEM text (expected a PEM private key block)"
         case .unsupportedFormat(let label):
             "unsupported PEM block '\(label)': expected RSA PRIVATE KEY, PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY"
-        case .legacyEncryptedPEM:
-            "legacy OpenSSL-encrypted PEM keys are not supported; convert with 'openssl pkcs8 -topk8 -v2 aes256'"
         case .malformedKey(let format):
             "the \(format) key could not be parsed"
         case .unsupportedKeyAlgorithm(let what):
@@ -50,8 +44,6 @@ public enum KeyLoadError: Error, Sendable, Equatable, CustomStringConvertible {
             "the private key is encrypted and no passphrase was given"
         case .wrongPassphrase:
             "the passphrase does not decrypt the private key"
-        case .unsupportedEncryption(let what):
-            "unsupported private key encryption: \(what) (PBES2 with PBKDF2-HMAC-SHA256 or SHA1 and AES-CBC is supported)"
         case .weakRSAKey(let bits):
             "the RSA key has \(bits) bits and is too weak to sign (at least 2048 bits required)"
         case .algorithmKeyMismatch(let algorithm, let keyType):

@@ -1,6 +1,7 @@
 import CalloutCore
 import Crypto
 import Foundation
+import NIOSSL
 import SwiftASN1
 import _CryptoExtras
 
@@ -10,7 +11,12 @@ import _CryptoExtras
 /// - `BEGIN RSA PRIVATE KEY` (PKCS#1)
 /// - `BEGIN PRIVATE KEY` (PKCS#8, RSA or EC P-256)
 /// - `BEGIN EC PRIVATE KEY` (SEC1, P-256)
-/// - `BEGIN ENCRYPTED PRIVATE KEY` (PKCS#8 with PBES2: PBKDF2-HMAC-SHA256/SHA1 + AES-128/192/256-CBC)
+/// - `BEGIN ENCRYPTED PRIVATE KEY` (encrypted PKCS#8, as `openssl genpkey -aes256` writes it)
+/// - legacy OpenSSL-encrypted PEM (`Proc-Type: 4,ENCRYPTED` with `DEK-Info`, as
+///   `openssl rsa -aes256 -traditional` writes it)
+///
+/// Encrypted keys are decrypted by BoringSSL through NIOSSL's `NIOSSLPrivateKey`; the DER it
+/// gives back is read by swift-crypto like an unencrypted key.
 ///
 /// Other PEM blocks in the same text (such as `EC PARAMETERS`) are skipped. Errors are
 /// `KeyLoadError` and never carry key material.
@@ -22,10 +28,15 @@ public struct SigningKey: Sendable {
 
     let backing: Backing
 
-    /// Loads a private key from PEM text. `passphrase` is needed only for
-    /// `ENCRYPTED PRIVATE KEY` and ignored otherwise.
+    /// Loads a private key from PEM text. `passphrase` is needed only for an encrypted key
+    /// and ignored otherwise.
     public init(pem: String, passphrase: String? = nil) throws {
-        if pem.contains("Proc-Type: 4,ENCRYPTED") { throw KeyLoadError.legacyEncryptedPEM }
+        if pem.contains("Proc-Type: 4,ENCRYPTED") {
+            // RFC 1421 headers, which PEMDocument does not read: the whole text goes to BoringSSL.
+            guard let passphrase else { throw KeyLoadError.passphraseRequired }
+            self.backing = try Self.decrypt(pem: pem, passphrase: passphrase)
+            return
+        }
         let documents: [PEMDocument]
         do {
             documents = try PEMDocument.parseMultiple(pemString: pem)
@@ -48,8 +59,7 @@ public struct SigningKey: Sendable {
             self.backing = try Self.pkcs8(der: document.derBytes)
         default:
             guard let passphrase else { throw KeyLoadError.passphraseRequired }
-            let info = try EncryptedPrivateKeyInfo(derEncoded: document.derBytes)
-            self.backing = try Self.pkcs8(der: try info.decrypt(passphrase: passphrase))
+            self.backing = try Self.decrypt(pem: document.pemString, passphrase: passphrase)
         }
     }
 
@@ -148,7 +158,11 @@ public struct SigningKey: Sendable {
         do {
             try DER.sequence(try DER.parse(der), identifier: .sequence) { nodes in
                 _ = try Int(derEncoded: &nodes)
-                let (oid, parameters) = try EncryptedPrivateKeyInfo.algorithmIdentifier(&nodes)
+                guard let identifier = nodes.next() else { throw KeyLoadError.malformedKey(format: "PKCS#8") }
+                // AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }
+                let (oid, parameters) = try DER.sequence(identifier, identifier: .sequence) { inner in
+                    (try ASN1ObjectIdentifier(derEncoded: &inner), inner.next())
+                }
                 algorithm = oid
                 if oid == ecPublicKey, let parameters {
                     curve = try ASN1ObjectIdentifier(derEncoded: parameters)
@@ -168,6 +182,32 @@ public struct SigningKey: Sendable {
             return try p256(der: der, format: "PKCS#8 EC")
         default:
             throw KeyLoadError.unsupportedKeyAlgorithm(algorithm.map { "OID \($0)" } ?? "unknown")
+        }
+    }
+
+    /// Decrypts an encrypted key with BoringSSL (NIOSSL) and reads the DER it writes back:
+    /// PKCS#1 for RSA, SEC1 for EC. Errors never carry the key or the passphrase.
+    private static func decrypt(pem: String, passphrase: String) throws -> Backing {
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(bytes: Array(pem.utf8), format: .pem) {
+                (setPassphrase: NIOSSLPassphraseSetter<[UInt8]>) in
+                setPassphrase(Array(passphrase.utf8))
+            }
+        } catch {
+            // BoringSSL reports a wrong passphrase and a damaged key alike.
+            throw KeyLoadError.wrongPassphrase
+        }
+        let der: [UInt8]
+        do {
+            der = try key.derBytes
+        } catch {
+            throw KeyLoadError.malformedKey(format: "encrypted")
+        }
+        do {
+            return try sec1(der: der)
+        } catch KeyLoadError.malformedKey {
+            return try rsa(der: der, format: "encrypted RSA")
         }
     }
 

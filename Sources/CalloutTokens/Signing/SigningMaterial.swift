@@ -44,7 +44,9 @@ public struct SigningMaterial: Sendable {
         var passphrase: String?
         if let name = passphraseEnvironmentVariable {
             passphrase = environment[name]
-            if passphrase == nil, keyPEM.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+            if passphrase == nil,
+                keyPEM.contains("BEGIN ENCRYPTED PRIVATE KEY") || keyPEM.contains("Proc-Type: 4,ENCRYPTED")
+            {
                 throw KeyLoadError.passphraseVariableNotSet(name: name)
             }
         }
