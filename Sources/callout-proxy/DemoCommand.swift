@@ -5,6 +5,7 @@ import CalloutServer
 import CalloutTokens
 import Foundation
 import Logging
+import UnixSignals
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,9 +59,16 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let running = Task { try await service.run() }
         // Ctrl-C (SIGINT) or SIGTERM at any point: stop serving, then clean up below.
-        let signals = ShutdownSignals { signal in
-            say("received \(signal), shutting down")
-            service.beginShutdown()
+        // A second signal while shutting down exits at once.
+        let arrivals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        let signals = Task {
+            var shuttingDown = false
+            for await signal in arrivals {
+                if shuttingDown { Foundation.exit(130) }
+                shuttingDown = true
+                say("received \(signal), shutting down")
+                service.beginShutdown()
+            }
         }
         let proxyURL = service.proxyURL
         say(DemoSetup.banner(env, proxyURL: proxyURL, configFile: configFile.path))

@@ -2,9 +2,9 @@ import ArgumentParser
 import CalloutCore
 import CalloutDevTools
 import CalloutTokens
-import Dispatch
 import Foundation
 import Logging
+import UnixSignals
 
 struct DevIdPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -140,7 +140,7 @@ struct DevIdPCommand: AsyncParsableCommand {
         Self.say(banner.joined(separator: "\n"))
 
         let signal = await Self.waitForTerminationSignal()
-        Self.say("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"), shutting down")
+        Self.say("received \(signal), shutting down")
         try await provider.shutdown()
     }
 
@@ -150,23 +150,8 @@ struct DevIdPCommand: AsyncParsableCommand {
     }
 
     /// Suspends until SIGINT or SIGTERM arrives; returns which one.
-    private static func waitForTerminationSignal() async -> Int32 {
-        let signals = [SIGINT, SIGTERM]
-        for number in signals { signal(number, SIG_IGN) }
-        let queue = DispatchQueue(label: "callout.dev-idp.signals")
-        let (stream, continuation) = AsyncStream<Int32>.makeStream()
-        let sources = signals.map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-        var received = SIGTERM
-        for await number in stream {
-            received = number
-            break
-        }
-        for source in sources { source.cancel() }
-        return received
+    private static func waitForTerminationSignal() async -> UnixSignal {
+        for await signal in await UnixSignalsSequence(trapping: .sigint, .sigterm) { return signal }
+        return .sigterm
     }
 }

@@ -2,9 +2,9 @@ import ArgumentParser
 import CalloutCore
 import CalloutServer
 import CalloutTokens
-import Dispatch
 import Foundation
 import Logging
+import UnixSignals
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension LogFormat: ExpressibleByArgument {}
@@ -45,7 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         // Before any slow start-up work: a SIGTERM from now on stops the proxy cleanly.
-        let shutdownSignals = ShutdownSignalHandler()
+        let shutdownSignals = await ShutdownSignalHandler()
         defer { shutdownSignals.cancel() }
         let logger = log.bootstrap()
         defer { LogSetup.flush() }
@@ -69,6 +69,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.error("\(error.description)")
             throw ExitCode(1)
         }
+        // SIGHUP reloads, SIGUSR1 reopens the access log: trapped before "started" is logged.
+        let operatorSignals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         logger.info(
             "callout-proxy started",
             metadata: [
@@ -81,16 +83,20 @@ struct ServeCommand: AsyncParsableCommand {
                 "certificates": .stringConvertible(config.certificates.count),
                 "callers": .stringConvertible(config.callers.count),
             ])
-        let reload = SignalWatch(SIGHUP) { _ = service.reloader.reload(trigger: "SIGHUP") }
-        defer { reload.cancel() }
-        let reopen = SignalWatch(SIGUSR1) {
-            do {
-                try service.reopenAccessLog()
-            } catch {
-                logger.warning("access log not reopened", metadata: ["error": "\(error)"])
+        let operatorSignalTask = Task {
+            for await signal in operatorSignals {
+                if signal == .sighup {
+                    _ = service.reloader.reload(trigger: "SIGHUP")
+                } else {
+                    do {
+                        try service.reopenAccessLog()
+                    } catch {
+                        logger.warning("access log not reopened", metadata: ["error": "\(error)"])
+                    }
+                }
             }
         }
-        defer { reopen.cancel() }
+        defer { operatorSignalTask.cancel() }
         // Configuration and key files followed on disk (a Kubernetes volume update sends no signal).
         var watcher: Task<Void, Never>? = nil
         if !noWatch {
@@ -115,22 +121,6 @@ struct ServeCommand: AsyncParsableCommand {
         await service.close()
         logger.info("callout-proxy stopped")
     }
-}
-
-/// Calls `handler` on every delivery of `signalNumber` (SIGHUP, SIGUSR1: ServiceLifecycle
-/// handles only the shutdown signals).
-final class SignalWatch: @unchecked Sendable {
-    private let source: any DispatchSourceSignal
-
-    init(_ signalNumber: Int32, handler: @escaping @Sendable () -> Void) {
-        signal(signalNumber, SIG_IGN)
-        source = DispatchSource.makeSignalSource(
-            signal: signalNumber, queue: DispatchQueue(label: "callout-proxy.signal.\(signalNumber)"))
-        source.setEventHandler(handler: handler)
-        source.resume()
-    }
-
-    func cancel() { source.cancel() }
 }
 
 /// Loads and validates the configuration and its keys, or prints every problem and exits 1.

@@ -1,32 +1,26 @@
-import Dispatch
-import Foundation
 import NIOConcurrencyHelpers
+import UnixSignals
 
 /// Takes SIGTERM and SIGINT from the first moments of `serve` (their default action would kill
 /// the process mid start-up) and passes them on once the servers run, as
-/// ``ShutdownRequestStateMachine`` decides.
-///
-/// `@unchecked`: the dispatch sources are set once in `init` and are themselves thread-safe; the
-/// rest of the state is behind a lock.
-public final class ShutdownSignalHandler: @unchecked Sendable {
+/// ``ShutdownRequestStateMachine`` decides. The signals arrive through ServiceLifecycle's
+/// `UnixSignalsSequence`.
+public final class ShutdownSignalHandler: Sendable {
     private struct State {
         var machine = ShutdownRequestStateMachine()
         var stop: (@Sendable (String) -> Void)?
     }
 
-    private let state = NIOLockedValueBox(State())
-    private let sources: [any DispatchSourceSignal]
+    private let state: NIOLockedValueBox<State>
+    private let listener: Task<Void, Never>
 
-    /// Installs the handlers: from now on the signals no longer take their default action.
-    public init(signals: [(number: Int32, name: String)] = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")]) {
-        let queue = DispatchQueue(label: "callout-proxy.shutdown-signals")
-        sources = signals.map { number, _ in
-            signal(number, SIG_IGN)
-            return DispatchSource.makeSignalSource(signal: number, queue: queue)
-        }
-        for (source, signal) in zip(sources, signals) {
-            source.setEventHandler { [weak self] in self?.signalled(signal.name) }
-            source.resume()
+    /// Installs the handlers: from the return on, the signals no longer take their default action.
+    public init(signals: [UnixSignal] = [.sigterm, .sigint]) async {
+        let state = NIOLockedValueBox(State())
+        let arrivals = await UnixSignalsSequence(trapping: signals)
+        self.state = state
+        self.listener = Task {
+            for await signal in arrivals { Self.signalled(signal.description, state) }
         }
     }
 
@@ -42,12 +36,12 @@ public final class ShutdownSignalHandler: @unchecked Sendable {
         if case .stop(let signal) = action { stop(signal) }
     }
 
-    private func signalled(_ name: String) {
+    private static func signalled(_ name: String, _ state: NIOLockedValueBox<State>) {
         let (action, stop) = state.withLockedValue { s in (s.machine.signalled(name), s.stop) }
         if case .stop(let signal) = action { stop?(signal) }
     }
 
     public func cancel() {
-        for source in sources { source.cancel() }
+        listener.cancel()
     }
 }
