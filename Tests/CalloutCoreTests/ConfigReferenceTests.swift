@@ -1,3 +1,4 @@
+import CalloutCore
 import Foundation
 import Testing
 
@@ -16,7 +17,8 @@ import Testing
     /// first argument of every cursor read (`t.string("…")`, `int`, `bool`, `requiredString`,
     /// `stringArray`, `stringList`, `intArray`, `double`, `table`, `tables`, `has`, `consume`,
     /// `validName(t, "…")`) and of the header-name settings loop
-    /// (`("permission_sets_header", \ProxySettings…)`).
+    /// (`("permission_sets_header", \ProxySettings…)`), and the numeric `[proxy]` settings of
+    /// ``ProxySettingTable``, which the builder reads by name.
     static func loaderKeys() throws -> Set<String> {
         let folder = root.appendingPathComponent("Sources/CalloutCore/Config")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
@@ -27,7 +29,7 @@ import Testing
             #"validName\(\w+, "([a-z][a-z0-9_]*)""#,
             #"\("([a-z][a-z0-9_]*)", \\"#,
         ]
-        var keys: Set<String> = []
+        var keys = Set(ProxySettingTable.numeric.map(\.name))
         for pattern in patterns {
             let regex = try NSRegularExpression(pattern: pattern)
             let range = NSRange(source.startIndex..., in: source)
@@ -69,5 +71,33 @@ import Testing
                 reference.range(of: pattern, options: .regularExpression) != nil,
                 "docs/configuration.md lacks `\(key)`")
         }
+    }
+
+    @Test func theReferenceShowsEachNumericSettingsTypeAndDefault() throws {
+        let rows = try Self.read("docs/configuration.md").split(separator: "\n")
+        for setting in ProxySettingTable.numeric {
+            let row = try #require(rows.first { $0.hasPrefix("| `\(setting.name)` |") }, "\(setting.name)")
+            let columns = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(columns.count >= 4, "\(setting.name)")
+            guard columns.count >= 4 else { continue }
+            #expect(columns[1] == setting.typeText, "\(setting.name)")
+            #expect(columns[2].hasPrefix("`\(setting.defaultText)`"), "\(setting.name): \(columns[2])")
+        }
+    }
+
+    @Test func theTableReadsEachSettingIntoItsOwnField() {
+        // Every setting set to its upper bound lands in its own field and nowhere else.
+        for setting in ProxySettingTable.numeric {
+            var settings = ProxySettings()
+            switch setting.value {
+            case .integer(let path, let range): settings[keyPath: path] = range.upperBound
+            case .number(let path, let range): settings[keyPath: path] = range.upperBound
+            }
+            let changed = ProxySettingTable.numeric.filter { $0.value(in: settings) != $0.value(in: ProxySettings()) }
+            #expect(changed.map(\.name) == [setting.name])
+        }
+        let restartOnly = Set(ProxySettingTable.restartOnly.map(\.0))
+        #expect(restartOnly.contains("request_timeout_seconds") && restartOnly.contains("access_log"))
+        #expect(!restartOnly.contains("max_connections"))
     }
 }

@@ -80,30 +80,14 @@ struct ConfigBuilder {
             }
         }
         if let v = t.stringList("ca_file") { s.caFiles = v.map(resolvePath) }
-        if let v = t.int("request_timeout_seconds", in: 1...120) { s.requestTimeoutSeconds = v }
-        if let v = t.int("connect_timeout_seconds", in: 1...120) { s.connectTimeoutSeconds = v }
-        if let v = t.int("max_header_bytes", in: 1024...1_048_576) { s.maxHeaderBytes = v }
-        if let v = t.int("max_request_body_bytes", in: 0...(1 << 40)) { s.maxRequestBodyBytes = v }
-        if let v = t.int("retry_body_buffer_bytes", in: 0...(64 << 20)) { s.retryBodyBufferBytes = v }
-        if let v = t.int("header_read_timeout_seconds", in: 1...300) { s.headerReadTimeoutSeconds = v }
-        if let v = t.int("request_body_timeout_seconds", in: 1...3600) { s.requestBodyTimeoutSeconds = v }
-        if let v = t.int("min_request_body_rate_bytes_per_second", in: 0...(1 << 30)) {
-            s.minRequestBodyRateBytesPerSecond = v
+        for setting in ProxySettingTable.numeric {
+            switch setting.value {
+            case .integer(let path, let range):
+                if let v = t.int(setting.name, in: range) { s[keyPath: path] = v }
+            case .number(let path, let range):
+                if let v = t.double(setting.name, in: range) { s[keyPath: path] = v }
+            }
         }
-        if let v = t.int("idle_timeout_seconds", in: 1...3600) { s.idleTimeoutSeconds = v }
-        if let v = t.int("lingering_close_seconds", in: 0...60) { s.lingeringCloseSeconds = v }
-        if let v = t.int("lingering_close_max_bytes", in: 0...(1 << 30)) { s.lingeringCloseMaxBytes = v }
-        if let v = t.int("max_connections", in: 1...1_000_000) { s.maxConnections = v }
-        if let v = t.int("upstream_max_connections_per_host", in: 1...10_000) { s.upstreamMaxConnectionsPerHost = v }
-        if let v = t.int("upstream_idle_timeout_seconds", in: 1...3600) { s.upstreamIdleTimeoutSeconds = v }
-        if let v = t.int("max_cached_tokens", in: 1...10_000_000) { s.maxCachedTokens = v }
-        if let v = t.double("token_refresh_ahead_ratio", in: 0.1...1.0) { s.tokenRefreshAheadRatio = v }
-        if let v = t.int("token_expiry_skew_seconds", in: 0...600) { s.tokenExpirySkewSeconds = v }
-        if let v = t.int("min_token_refresh_interval_seconds", in: 0...3600) { s.minTokenRefreshIntervalSeconds = v }
-        if let v = t.int("assertion_not_before_skew_seconds", in: 0...600) { s.assertionNotBeforeSkewSeconds = v }
-        if let v = t.int("default_token_lifetime_seconds", in: 30...86_400) { s.defaultTokenLifetimeSeconds = v }
-        if let v = t.int("max_formula_value_length", in: 1...100_000) { s.maxFormulaValueLength = v }
-        if let v = t.int("shutdown_grace_seconds", in: 0...600) { s.shutdownGraceSeconds = v }
         if let v = t.bool("allow_insecure_http") { s.allowInsecureHTTP = v }
         if let v = t.string("admin_token_sha256") {
             if let digest = Hex.decode(v), digest.count == 32 {
@@ -122,7 +106,6 @@ struct ConfigBuilder {
                 return name
             }
         }
-        if let v = t.int("admin_max_connections", in: 1...1024) { s.adminMaxConnections = v }
         if let v = t.string("access_log") {
             switch v {
             case "stderr": s.accessLog = .standardError

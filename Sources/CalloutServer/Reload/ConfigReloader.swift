@@ -69,23 +69,6 @@ public final class ConfigReloader: Sendable {
         self.environment = environment
     }
 
-    /// Settings read once at start: a change is reported, not applied.
-    static let restartOnly: [(String, @Sendable (ProxySettings) -> AnyHashable?)] = [
-        ("connect_timeout_seconds", { $0.connectTimeoutSeconds }),
-        ("request_timeout_seconds", { $0.requestTimeoutSeconds }),
-        ("max_header_bytes", { $0.maxHeaderBytes }),
-        ("header_read_timeout_seconds", { $0.headerReadTimeoutSeconds }),
-        ("request_body_timeout_seconds", { $0.requestBodyTimeoutSeconds }),
-        ("min_request_body_rate_bytes_per_second", { $0.minRequestBodyRateBytesPerSecond }),
-        ("idle_timeout_seconds", { $0.idleTimeoutSeconds }),
-        ("max_cached_tokens", { $0.maxCachedTokens }),
-        ("token_refresh_ahead_ratio", { $0.tokenRefreshAheadRatio }),
-        ("token_expiry_skew_seconds", { $0.tokenExpirySkewSeconds }),
-        ("default_token_lifetime_seconds", { $0.defaultTokenLifetimeSeconds }),
-        ("min_token_refresh_interval_seconds", { $0.minTokenRefreshIntervalSeconds }),
-        ("access_log", { $0.accessLog }),
-    ]
-
     /// Reloads from ``source``. `trigger` names what asked (`SIGHUP`, `admin`) for the log.
     @discardableResult
     public func reload(trigger: String) -> ReloadOutcome {
@@ -123,7 +106,7 @@ public final class ConfigReloader: Sendable {
         }
         config.proxy.listen = old.listen
         config.proxy.adminListen = old.adminListen
-        for (key, value) in Self.restartOnly where value(config.proxy) != value(old) {
+        for (key, value) in ProxySettingTable.restartOnly where value(config.proxy) != value(old) {
             warnings.append("proxy.\(key) changed: takes effect on restart")
         }
 
