@@ -86,7 +86,11 @@ public final class AdminServer: Sendable {
         let peer = connection.channel.remoteAddress?.ipAddress
         registry.add(connection.channel)
         defer { registry.remove(connection.channel) }
-        if registry.isDraining { return }
+        if registry.isDraining {
+            // Closed through the async channel: dropping it unfinished is a NIO precondition failure.
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead? = nil
