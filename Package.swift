@@ -56,6 +56,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The commit the binary was built from, for `callout-proxy version`.
@@ -110,12 +111,26 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The token store replicas share (`[token_store]`): PostgreSQL through postgres-nio.
+        .target(
+            name: "CalloutTokenStore",
+            dependencies: [
+                "CalloutCore",
+                "CalloutTokens",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The listener, forwarding, admin endpoints, metrics, reload and shutdown.
         .target(
             name: "CalloutServer",
             dependencies: [
                 "CalloutCore",
                 "CalloutTokens",
+                "CalloutTokenStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -204,7 +219,8 @@ let package = Package(
         .testTarget(
             name: "CalloutServerTests",
             dependencies: [
-                "CalloutCore", "CalloutTokens", "CalloutServer", "CalloutDevTools",
+                "CalloutCore", "CalloutTokens", "CalloutServer", "CalloutDevTools", "CalloutTokenStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

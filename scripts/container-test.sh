@@ -62,11 +62,16 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
     "$venv/bin/pip" install -q kubernetes-validate check-jsonschema podman-compose
 fi
 
-step "validating docker/compose.yaml and docker/kubernetes/*.yaml (offline)"
+step "validating docker/compose.yaml, docker/compose-fleet.yaml and docker/kubernetes/*.yaml (offline)"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker/compose.yaml ||
     fail "docker/compose.yaml does not match the compose specification"
 "$venv/bin/podman-compose" -f docker/compose.yaml config >"$work/compose-config.yaml" ||
     fail "podman-compose cannot read docker/compose.yaml"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker/compose-fleet.yaml ||
+    fail "docker/compose-fleet.yaml does not match the compose specification"
+CALLOUT_TOKEN_STORE_KEY=example CALLOUT_TOKEN_STORE_PASSWORD=example \
+    "$venv/bin/podman-compose" -f docker/compose-fleet.yaml config >"$work/compose-fleet-config.yaml" ||
+    fail "podman-compose cannot read docker/compose-fleet.yaml"
 "$venv/bin/kubernetes-validate" --strict --quiet docker/kubernetes/*.yaml ||
     fail "the Kubernetes manifest does not validate"
 echo "ok: compose schema, podman-compose config, kubernetes-validate --strict"

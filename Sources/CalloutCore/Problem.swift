@@ -143,6 +143,13 @@ public struct Problem: Error, Sendable, Equatable {
             namedCredential: alias)
     }
 
+    public static func upstreamConnectTimeout(_ alias: String, seconds: Int) -> Problem {
+        Problem(
+            status: 504, code: "upstream_timeout", title: "Upstream timeout",
+            detail: "Connecting to the endpoint took longer than connect_timeout_seconds (\(seconds) s).",
+            namedCredential: alias)
+    }
+
     public static func formulaFailed(_ alias: String?, location: String, message: String) -> Problem {
         Problem(
             status: 400, code: "formula_failed", title: "Formula evaluation failed", detail: "\(location): \(message)",

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import CalloutCore
+import CalloutTokenStore
 import CalloutTokens
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -24,6 +26,8 @@ public final class CalloutProxyService: Sendable {
     /// `nil` when `admin_listen = "off"`.
     public let admin: AdminServer?
     public let adminAddress: SocketAddress?
+    /// `[token_store]` running, else `nil`.
+    public let tokenStore: TokenStoreService?
     let logger: Logger
 
     /// Loads nothing from disk itself: pass a validated configuration and its loaded materials.
@@ -36,13 +40,15 @@ public final class CalloutProxyService: Sendable {
         config: ProxyConfig, materials: CredentialMaterials, logger: Logger,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         observer: (any CalloutObserver)? = nil, metrics: ProxyMetrics = ProxyMetrics(),
-        source: ConfigSource? = nil, accessLogFormat: LogFormat = .json
+        source: ConfigSource? = nil, accessLogFormat: LogFormat = .json,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> CalloutProxyService {
         let runtime = try RuntimeConfiguration(config, materials: materials)
         let settings = config.proxy
         let readiness = Readiness()
         let httpClient = IdentityProviderHTTPClient.make(settings: settings, materials: materials, eventLoopGroup: group)
         var accessLogFile: LogLineWriter? = nil
+        var tokenStore: TokenStoreService? = nil
         do {
             let accessLog: AccessLogOutput
             switch settings.accessLog {
@@ -79,9 +85,19 @@ public final class CalloutProxyService: Sendable {
                     metrics.tokenRequested(externalCredential: name, outcome: event.outcome, duration: event.duration)
                     if event.outcome == "success" { readiness.tokenFetched(externalCredential: name) }
                 })
+            if let storeConfig = config.tokenStore {
+                metrics.tokenStoreConfigured()
+                tokenStore = try await TokenStoreService.start(
+                    storeConfig, refreshAheadRatio: settings.tokenRefreshAheadRatio, environment: environment,
+                    eventLoopGroup: group, logger: logger,
+                    events: { event in
+                        metrics.tokenStore(event)
+                        TokenStoreLog.record(event, logger: logger)
+                    })
+            }
             let tokens = TokenService(
                 cache: cache, client: client, materials: { runtime.current.materials },
-                settings: { runtime.current.config.proxy }, logger: logger)
+                settings: { runtime.current.config.proxy }, logger: logger, shared: tokenStore?.shared)
             let observers: [any CalloutObserver] = [
                 observer ?? AccessLogObserver(logger: logger, output: accessLog),
                 MetricsObserver(metrics: metrics, configuration: runtime),
@@ -122,8 +138,9 @@ public final class CalloutProxyService: Sendable {
             return CalloutProxyService(
                 runtime: runtime, tokens: tokens, httpClient: httpClient, proxy: proxy, listenAddress: address,
                 metrics: metrics, readiness: readiness, accessLogFile: accessLogFile, reloader: reloader, admin: admin,
-                adminAddress: adminAddress, logger: logger)
+                adminAddress: adminAddress, tokenStore: tokenStore, logger: logger)
         } catch {
+            await tokenStore?.close()
             accessLogFile?.close()
             try? await httpClient.shutdown()
             throw error
@@ -133,8 +150,10 @@ public final class CalloutProxyService: Sendable {
     private init(
         runtime: RuntimeConfiguration, tokens: TokenService, httpClient: HTTPClient, proxy: ProxyServer,
         listenAddress: SocketAddress, metrics: ProxyMetrics, readiness: Readiness, accessLogFile: LogLineWriter?,
-        reloader: ConfigReloader, admin: AdminServer?, adminAddress: SocketAddress?, logger: Logger
+        reloader: ConfigReloader, admin: AdminServer?, adminAddress: SocketAddress?, tokenStore: TokenStoreService?,
+        logger: Logger
     ) {
+        self.tokenStore = tokenStore
         self.runtime = runtime
         self.tokens = tokens
         self.httpClient = httpClient
@@ -196,6 +215,7 @@ public final class CalloutProxyService: Sendable {
     /// after `run()` returned (or instead of it).
     public func close() async {
         tokens.discovery.shutdown()
+        await tokenStore?.close()
         try? await httpClient.shutdown()
         accessLogFile?.close()
     }

@@ -12,6 +12,8 @@ public final class TokenService: TokenSource {
     public let preparation: TokenPreparation
     /// Token endpoints of credentials configured with `identity_provider_issuer`.
     public let discovery: TokenEndpointDiscovery
+    /// The token store replicas share (`[token_store]`), else `nil`.
+    public let shared: SharedTokens?
     private let client: TokenEndpointClient
     private let materials: @Sendable () -> CredentialMaterials
     private let settings: @Sendable () -> ProxySettings
@@ -19,11 +21,12 @@ public final class TokenService: TokenSource {
 
     public init(
         cache: TokenCache, client: TokenEndpointClient, materials: @escaping @Sendable () -> CredentialMaterials,
-        settings: @escaping @Sendable () -> ProxySettings, logger: Logger,
+        settings: @escaping @Sendable () -> ProxySettings, logger: Logger, shared: SharedTokens? = nil,
         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
         uuid: @escaping @Sendable () -> UUID = { UUID() }
     ) {
         self.cache = cache
+        self.shared = shared
         self.client = client
         self.materials = materials
         self.settings = settings
@@ -55,12 +58,12 @@ public final class TokenService: TokenSource {
         let prepared = try prepare(demand)
         let fetchedHere = FetchFlag()
         if demand.credential.prefetch {
-            cache.registerPrefetch(prepared.key) { [self] in try await fetch(demand, try prepare(demand)) }
+            cache.registerPrefetch(prepared.key) { [self] in try await fetchShared(demand, try prepare(demand)) }
         }
         do {
             let token = try await cache.token(for: prepared.key) { [self] in
                 fetchedHere.set()
-                return try await fetch(demand, prepared)
+                return try await fetchShared(demand, prepared)
             }
             return issued(token, key: prepared.key, fetched: fetchedHere.value)
         } catch let error as any TokenAcquisitionError {
@@ -71,13 +74,13 @@ public final class TokenService: TokenSource {
     public func cachedToken(for demand: TokenDemand) throws -> IssuedToken? {
         let key = try preparation.cacheKey(for: demand)
         if demand.credential.prefetch {
-            cache.registerPrefetch(key) { [self] in try await fetch(demand, try prepare(demand)) }
+            cache.registerPrefetch(key) { [self] in try await fetchShared(demand, try prepare(demand)) }
         }
         do {
             // The fetch runs only for a refresh-ahead; it prepares the assertion's inputs then.
             guard
                 let token = try cache.cachedToken(
-                    for: key, fetch: { [self] in try await fetch(demand, try prepare(demand)) })
+                    for: key, fetch: { [self] in try await fetchShared(demand, try prepare(demand)) })
             else { return nil }
             return issued(token, key: key, fetched: false)
         } catch let error as any TokenAcquisitionError {
@@ -95,9 +98,12 @@ public final class TokenService: TokenSource {
     public func invalidate(_ token: IssuedToken, for demand: TokenDemand) async {
         guard let key = token.cacheKey ?? (try? prepare(demand))?.key else { return }
         cache.invalidate(key, ifTokenID: token.tokenID)
+        // Fleet-wide: the refused token is dropped from the store too, before the refetch reads it.
+        await shared?.invalidate(key, accessToken: token.accessToken)
     }
 
-    /// Fetches a new token for `demand` now, replacing the cached one (admin refresh, CLI).
+    /// Fetches a new token for `demand` now, replacing the cached one (admin refresh, CLI). It
+    /// asks the identity provider itself, never the shared store.
     public func refresh(_ demand: TokenDemand) async throws -> AccessToken {
         let prepared = try prepare(demand)
         do {
@@ -105,6 +111,14 @@ public final class TokenService: TokenSource {
         } catch let error as any TokenAcquisitionError {
             throw Self.problem(error, demand: demand)
         }
+    }
+
+    /// The shared store's token when it holds a fresh one, else ``fetch(_:_:)`` (once for the fleet).
+    private func fetchShared(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws
+        -> TokenResponse
+    {
+        guard let shared else { return try await fetch(demand, prepared) }
+        return try await shared.fetch(prepared.key) { [self] in try await fetch(demand, prepared) }
     }
 
     private func fetch(_ demand: TokenDemand, _ prepared: TokenPreparation.Prepared) async throws -> TokenResponse {

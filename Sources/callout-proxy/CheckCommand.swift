@@ -1,15 +1,17 @@
 import ArgumentParser
 import CalloutCore
 import CalloutServer
+import CalloutTokenStore
 import CalloutTokens
 import Foundation
+import NIOPosix
 
 /// How `check` prints its findings.
 enum CheckFormat: String, ExpressibleByArgument, CaseIterable {
     case human, json
 }
 
-struct CheckCommand: ParsableCommand {
+struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate a configuration and its key files; print a summary or every problem.",
@@ -17,7 +19,9 @@ struct CheckCommand: ParsableCommand {
             Exit status 0 when valid; 1 with one line per problem as FILE:LINE: key.path: message. \
             Warnings (a private key readable by group or others) do not change the status. \
             --format json prints {"valid", "problems", "issues", "warnings"} on standard output, each \
-            issue as /reload returns it.
+            issue as /reload returns it. --token-store also connects to the [token_store] (its \
+            password and key read from the environment as serve reads them) and checks its table; \
+            nothing is written.
             """
     )
 
@@ -28,8 +32,33 @@ struct CheckCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing; only the exit status says whether the configuration is valid.")
     var quiet = false
 
-    func run() throws {
-        let (problems, warnings, config) = Self.examine(options)
+    @Flag(help: "Also connect to the [token_store] and check its table (nothing is written).")
+    var tokenStore = false
+
+    func run() async throws {
+        var (problems, warnings, config) = Self.examine(options)
+        if tokenStore, problems.isEmpty, let config {
+            if let store = config.tokenStore {
+                let result = await TokenStoreService.probe(
+                    store, environment: ProcessInfo.processInfo.environment, timeout: .seconds(10),
+                    eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+                let place = "\(store.host):\(store.port)/\(store.database)"
+                switch result {
+                case .ready:
+                    if !quiet, format == .human { print("token store: \(place), table \(store.table) ready") }
+                case .schema(let message):
+                    // serve makes a missing table; a different one is a problem.
+                    let issue = config.issue("token_store.table", message)
+                    if message.hasSuffix("does not exist") { warnings.append(issue) } else { problems.append(issue) }
+                case .unreachable(let message):
+                    problems.append(config.issue("token_store.url", "\(place): \(message)"))
+                case .unusable(let message):
+                    problems.append(ConfigIssue(file: config.sourceFile, line: nil, keyPath: "", message: message))
+                }
+            } else {
+                warnings.append(config.issue("token_store", "--token-store: the configuration has no [token_store]"))
+            }
+        }
         if !quiet {
             switch format {
             case .json:

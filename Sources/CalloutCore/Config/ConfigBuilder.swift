@@ -13,6 +13,7 @@ struct ConfigBuilder {
         let certificateCursors = root.tables("certificate")
         let externalCursors = root.tables("external_credential")
         let namedCursors = root.tables("named_credential")
+        if let store = root.table("token_store") { config.tokenStore = tokenStore(store) }
         root.rejectUnknownKeys()
 
         config.callers = callerCursors.compactMap(caller)

@@ -10,6 +10,8 @@ public struct ProxyConfig: Sendable {
     public var certificates: [CertificateConfig]
     public var externalCredentials: [ExternalCredentialConfig]
     public var namedCredentials: [NamedCredentialConfig]
+    /// `[token_store]`: tokens shared by replicas through PostgreSQL; `nil`: this process only.
+    public var tokenStore: TokenStoreConfig? = nil
     /// The file this configuration was read from ("<memory>" for text loaded directly).
     public var sourceFile: String
     /// Key path -> line, for problems found after loading (key files, reload diagnostics).

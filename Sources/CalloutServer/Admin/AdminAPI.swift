@@ -82,6 +82,15 @@ public struct AdminAPI: Sendable {
             }
         }
         if !undiscovered.isEmpty { lastReload.append(("token_endpoint_discovery_failed", JSON.strings(undiscovered))) }
+        // The shared token store down is not a reason to be unready: callouts fetch locally.
+        if let health = tokens.shared?.health {
+            switch health.state {
+            case .available: lastReload.append(("token_store", .string("available")))
+            case .unavailable(_, _, let reason):
+                lastReload.append(
+                    ("token_store", .string("unavailable, tokens are fetched locally until it is back: \(reason)")))
+            }
+        }
         if waiting.isEmpty {
             return .json(
                 JSON.object(

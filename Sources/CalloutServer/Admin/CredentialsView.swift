@@ -135,7 +135,7 @@ enum CredentialsView {
             ("expires_in_seconds", JSON.seconds(t.expiresInSeconds)), ("age_seconds", JSON.seconds(t.ageSeconds)),
             ("retry_after_seconds", JSON.seconds(t.retryAfterSeconds)),
             ("waiters", JSON.int(t.waiters)), ("consecutive_failures", JSON.int(t.consecutiveFailures)),
-            ("last_error", JSON.string(t.lastErrorCode)),
+            ("last_error", JSON.string(t.lastErrorCode)), ("source", JSON.string(t.origin?.rawValue)),
         ])
     }
 

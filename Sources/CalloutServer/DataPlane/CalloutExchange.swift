@@ -408,7 +408,8 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         let problem = failure.problem(
             .init(
                 namedCredential: plan?.named.name ?? log.alias, maxRequestBodyBytes: settings.maxRequestBodyBytes,
-                requestTimeoutSeconds: settings.requestTimeoutSeconds, maxHeaderBytes: settings.maxHeaderBytes))
+                requestTimeoutSeconds: settings.requestTimeoutSeconds, maxHeaderBytes: settings.maxHeaderBytes,
+                connectTimeoutSeconds: settings.connectTimeoutSeconds))
         if let reason = failure.upstreamReason {
             log.upstreamFailure = reason
             services.logger.debug(

@@ -1,4 +1,5 @@
 import CalloutCore
+import NIOCore
 import NIOHTTP1
 
 /// Why a callout ends with a problem instead of the upstream's answer: the one mapping from the
@@ -25,6 +26,7 @@ enum CalloutFailure {
         var maxRequestBodyBytes: Int
         var requestTimeoutSeconds: Int
         var maxHeaderBytes: Int
+        var connectTimeoutSeconds: Int = ProxySettings().connectTimeoutSeconds
     }
 
     func problem(_ context: Context) -> Problem {
@@ -43,6 +45,9 @@ enum CalloutFailure {
         case .upstream(let error):
             let (timeout, reason) = UpstreamFailure.describe(error)
             let alias = context.namedCredential ?? "-"
+            if case ChannelError.connectTimeout = error {
+                return .upstreamConnectTimeout(alias, seconds: context.connectTimeoutSeconds)
+            }
             return timeout
                 ? .upstreamTimeout(alias, seconds: context.requestTimeoutSeconds)
                 : .upstreamUnavailable(alias, reason: reason)

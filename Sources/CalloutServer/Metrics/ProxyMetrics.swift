@@ -56,6 +56,14 @@ public final class ProxyMetrics: Sendable {
         public static let reloads = "callout_config_reloads_total"
         public static let generation = "callout_config_generation"
         public static let logLinesDropped = "callout_log_lines_dropped_total"
+        public static let storeHits = "callout_token_store_hits_total"
+        public static let storeMisses = "callout_token_store_misses_total"
+        public static let storeLeaseWaits = "callout_token_store_lease_waits_total"
+        public static let storeLeaseWaitTimeouts = "callout_token_store_lease_wait_timeouts_total"
+        public static let storeErrors = "callout_token_store_errors_total"
+        public static let storeRejectedRows = "callout_token_store_rejected_rows_total"
+        public static let storeInvalidations = "callout_token_store_invalidations_total"
+        public static let storeAvailable = "callout_token_store_available"
     }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -165,6 +173,43 @@ public final class ProxyMetrics: Sendable {
     func connectionSetupFailed(kind: String) {
         CoreMetrics.Counter(label: Name.connectionSetupFailures, dimensions: [("kind", kind)], factory: factory)
             .increment()
+    }
+
+    // MARK: - Token store
+
+    /// Unlabelled token store series at zero, so a first scrape shows them (with `[token_store]` only).
+    func tokenStoreConfigured() {
+        for name in [
+            Name.storeHits, Name.storeMisses, Name.storeLeaseWaits, Name.storeLeaseWaitTimeouts,
+            Name.storeInvalidations,
+        ] {
+            _ = CoreMetrics.Counter(label: name, factory: factory)
+        }
+        CoreMetrics.Gauge(label: Name.storeAvailable, factory: factory).record(1)
+    }
+
+    func tokenStore(_ event: SharedTokens.Event) {
+        switch event {
+        case .hit: CoreMetrics.Counter(label: Name.storeHits, factory: factory).increment()
+        case .miss: CoreMetrics.Counter(label: Name.storeMisses, factory: factory).increment()
+        case .leaseWait: CoreMetrics.Counter(label: Name.storeLeaseWaits, factory: factory).increment()
+        case .leaseWaitTimedOut: CoreMetrics.Counter(label: Name.storeLeaseWaitTimeouts, factory: factory).increment()
+        case .invalidated: CoreMetrics.Counter(label: Name.storeInvalidations, factory: factory).increment()
+        case .rejectedRow(let problem):
+            let reason =
+                switch problem {
+                case .unknownKey: "unknown_key"
+                case .notAuthentic: "not_authentic"
+                case .malformed: "malformed"
+                }
+            CoreMetrics.Counter(label: Name.storeRejectedRows, dimensions: [("reason", reason)], factory: factory)
+                .increment()
+        case .error(let operation, _):
+            CoreMetrics.Counter(label: Name.storeErrors, dimensions: [("operation", operation)], factory: factory)
+                .increment()
+        case .unavailable: CoreMetrics.Gauge(label: Name.storeAvailable, factory: factory).record(0)
+        case .available: CoreMetrics.Gauge(label: Name.storeAvailable, factory: factory).record(1)
+        }
     }
 
     // MARK: - Tokens

@@ -17,6 +17,8 @@ public struct AccessToken: Sendable, Equatable {
     /// True when this token was fetched because an upstream refused its predecessor: if it is
     /// refused too within `min_token_refresh_interval_seconds`, it is not refreshed again.
     public let replacesRefused: Bool
+    /// Fetched here, or read from the shared token store.
+    public let origin: TokenOrigin
 
     public init(
         value: String,
@@ -25,9 +27,11 @@ public struct AccessToken: Sendable, Equatable {
         issuedAt: Double,
         expiresAt: Double,
         id: UInt64,
-        replacesRefused: Bool = false
+        replacesRefused: Bool = false,
+        origin: TokenOrigin = .identityProvider
     ) {
         self.replacesRefused = replacesRefused
+        self.origin = origin
         self.value = value
         self.tokenType = tokenType
         self.scope = scope

@@ -242,15 +242,17 @@ public struct TokenCacheStateMachine: Sendable {
         now: Double
     ) -> (token: AccessToken, completion: Completion) {
         let (fetch, slot) = claimFetch(fetchID, key: key)
-        let startedAt = fetch?.startedAt ?? now
+        // A token from the shared store was issued before this fetch started, by its age there.
+        let issuedAt = (fetch?.startedAt ?? now) - response.issuedSecondsAgo
         let token = AccessToken(
             value: response.accessToken,
             tokenType: response.tokenType,
             scope: response.scope,
-            issuedAt: startedAt,
-            expiresAt: startedAt + Double(response.expiresIn),
+            issuedAt: issuedAt,
+            expiresAt: issuedAt + Double(response.expiresIn),
             id: nextTokenID,
-            replacesRefused: fetch?.afterRefusal ?? false
+            replacesRefused: fetch?.afterRefusal ?? false,
+            origin: response.origin
         )
         nextTokenID += 1
         if let slot { entries[slot] = .fresh(token) }

@@ -68,6 +68,8 @@ public struct TokenCacheEntrySnapshot: Sendable, Equatable {
     public var consecutiveFailures: Int
     /// Stable code of the last failure, when it has one.
     public var lastErrorCode: String?
+    /// Where the held token came from.
+    public var origin: TokenOrigin?
 
     init(key: TokenCacheKey, state: TokenCacheStateMachine.State, now: Double) {
         self.key = key
@@ -100,5 +102,6 @@ public struct TokenCacheEntrySnapshot: Sendable, Equatable {
         tokenID = token?.id
         expiresInSeconds = token.map { $0.expiresAt - now }
         ageSeconds = token.map { now - $0.issuedAt }
+        origin = token?.origin
     }
 }

@@ -9,15 +9,29 @@ public struct TokenResponse: Sendable, Equatable {
     public var scope: String?
     /// Lifetime in seconds, positive and at most the client's configured maximum.
     public var expiresIn: Int
+    /// Seconds the token had already lived when this answer was given: 0 from the identity
+    /// provider; its age in the token store when another replica fetched it.
+    public var issuedSecondsAgo: Double
+    /// Where the token came from.
+    public var origin: TokenOrigin
 
     public init(
-        accessToken: String, tokenType: String = "Bearer", scope: String? = nil, expiresIn: Int
+        accessToken: String, tokenType: String = "Bearer", scope: String? = nil, expiresIn: Int,
+        issuedSecondsAgo: Double = 0, origin: TokenOrigin = .identityProvider
     ) {
         self.accessToken = accessToken
         self.tokenType = tokenType
         self.scope = scope
         self.expiresIn = expiresIn
+        self.issuedSecondsAgo = max(0, issuedSecondsAgo)
+        self.origin = origin
     }
+}
+
+/// Where a cached token came from: this replica's own exchange, or the shared token store.
+public enum TokenOrigin: String, Sendable, Equatable {
+    case identityProvider = "identity_provider"
+    case tokenStore = "token_store"
 }
 
 extension TokenResponse: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {

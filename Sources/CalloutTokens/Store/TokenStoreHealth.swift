@@ -1,0 +1,76 @@
+/// Whether callouts use the shared store now. A failure puts it aside for `retrySeconds`; after
+/// that the next callouts try it again, and the first success brings it back. Transitions are
+/// reported once each (one log line per outage, not one per callout).
+public struct TokenStoreHealth: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        case available
+        /// Since `since` (monotonic seconds); tried again from `retryAt`.
+        case unavailable(since: Double, retryAt: Double, reason: String)
+    }
+
+    public private(set) var state: State = .available
+    public let retrySeconds: Double
+
+    public init(retrySeconds: Double) { self.retrySeconds = max(0, retrySeconds) }
+
+    /// Whether to use the store at `now`.
+    public func shouldUse(now: Double) -> Bool {
+        switch state {
+        case .available: true
+        case .unavailable(_, let retryAt, _): now >= retryAt
+        }
+    }
+
+    /// An operation failed. Returns true when the store was available until now (report it).
+    public mutating func failed(now: Double, reason: String) -> Bool {
+        switch state {
+        case .available:
+            state = .unavailable(since: now, retryAt: now + retrySeconds, reason: reason)
+            return true
+        case .unavailable(let since, _, _):
+            state = .unavailable(since: since, retryAt: now + retrySeconds, reason: reason)
+            return false
+        }
+    }
+
+    /// An operation succeeded. Returns how long the store was unavailable when this ends an
+    /// outage (report it), else `nil`.
+    public mutating func succeeded(now: Double) -> Double? {
+        guard case .unavailable(let since, _, _) = state else { return nil }
+        state = .available
+        return now - since
+    }
+
+    public var isAvailable: Bool { state == .available }
+}
+
+/// Whether a stored token is served to a replica that asks, decided on the store's clock.
+public enum StoredTokenDecision: Equatable, Sendable {
+    /// Serve it.
+    case serve
+    /// Past its refresh point (or from the future by more than the tolerated skew): fetch a new one.
+    case stale
+    /// This replica saw an upstream refuse it.
+    case refused
+
+    /// A token issued up to this many seconds in the store's future is still accepted (the store
+    /// clock read at a claim and at a later read may differ by a little between its servers).
+    public static let futureTolerance = 5.0
+
+    public static func decide(
+        _ token: StoredToken, digest: [UInt8], now: Double, refreshAheadRatio: Double, refused: Set<[UInt8]>
+    ) -> StoredTokenDecision {
+        if refused.contains(digest) { return .refused }
+        let age = now - token.issuedAt
+        guard age >= -futureTolerance, age < refreshAfter(lifetime: token.lifetime, ratio: refreshAheadRatio) else {
+            return .stale
+        }
+        return .serve
+    }
+
+    /// Seconds after issue at which a stored token stops being handed out: the same share of its
+    /// lifetime after which each replica's cache refreshes ahead.
+    public static func refreshAfter(lifetime: Int, ratio: Double) -> Double {
+        Double(lifetime) * min(max(ratio, 0), 1)
+    }
+}
