@@ -107,7 +107,7 @@ PASSWORD=$(openssl rand -hex 16)
 echo "$PASSWORD" >"$W/pw"
 [ "$(id -u)" = 0 ] && chown postgres "$W/pw" && mkdir -p "$W/pg" && chown postgres "$W/pg"
 as_postgres "$PGBIN/initdb" -D "$W/pg" -U callout --pwfile="$W/pw" --auth=scram-sha-256 --no-sync >/dev/null
-as_postgres "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg.log" -w \
+as_postgres "$PGBIN/pg_ctl" -D "$W/pg" -l "$W/pg/server.log" -w \
     -o "-p $PG -k $W/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 wait_port "$UP" 10; wait_port "$IDP" 10
 touch "$W/idp-access.log"
