@@ -51,8 +51,13 @@ public struct ProxyConfig: Sendable {
 
     /// The data plane's lookup, once per request: a concrete `String` keeps it specialised.
     public func namedCredential(_ alias: String) -> NamedCredentialConfig? {
-        for named in namedCredentials where named.name.caseInsensitiveEquals(alias) { return named }
-        return nil
+        // By index: a `for` loop would copy every credential it passes over.
+        namedCredentials.firstIndex { $0.name.caseInsensitiveEquals(alias) }.map { namedCredentials[$0] }
+    }
+
+    /// Whether a named credential has this alias, without copying it.
+    public func hasNamedCredential(_ alias: String) -> Bool {
+        namedCredentials.contains { $0.name.caseInsensitiveEquals(alias) }
     }
 
     public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
@@ -60,8 +65,7 @@ public struct ProxyConfig: Sendable {
     }
 
     public func externalCredential(_ name: String) -> ExternalCredentialConfig? {
-        for credential in externalCredentials where credential.name.caseInsensitiveEquals(name) { return credential }
-        return nil
+        externalCredentials.firstIndex { $0.name.caseInsensitiveEquals(name) }.map { externalCredentials[$0] }
     }
 
     public func certificate(_ name: some StringProtocol) -> CertificateConfig? {

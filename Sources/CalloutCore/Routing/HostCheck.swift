@@ -23,7 +23,10 @@ public enum HostCheck {
             text = text[..<colon]
         }
         if text.hasSuffix(".") { text = text.dropLast() }
-        guard !text.isEmpty, !text.contains(":"), !text.contains("@") else { return nil }
+        // Byte checks: `contains` with a string argument is Foundation's search here.
+        guard !text.isEmpty, !text.utf8.contains(UInt8(ascii: ":")), !text.utf8.contains(UInt8(ascii: "@")) else {
+            return nil
+        }
         return text.lowercased()
     }
 

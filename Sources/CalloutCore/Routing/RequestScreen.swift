@@ -27,7 +27,7 @@ public enum RequestScreen {
         if target.hasPrefix("/"), let host,
             !HostCheck.accepts(
                 host, listen: config.proxy.listen, extraNames: config.proxy.allowedHosts,
-                isAlias: { config.namedCredential($0) != nil })
+                isAlias: { config.hasNamedCredential($0) })
         {
             return .failure(.misdirectedRequest(host))
         }
