@@ -39,3 +39,21 @@ import Testing
         #expect(!loopback.contains([127, 0, 0]))
     }
 }
+
+@Suite struct HostNameTests {
+    @Test(arguments: [
+        "127.0.0.1", "127.0.0.1:8080", " Localhost:80 ", "\tAPI.Example.COM.", "api.example.com.:443", "[::1]",
+        "[::1]:9901", "[FE80::1]:x", "[::1]x", "[]", "[", "::1", "a:b:80", "user@host", "host:", "host:8o", ".",
+        "", "   ", "a..", "acme", "ACME:1", "[::ffff:127.0.0.1]:1", "h\u{00e9}llo", "host:\u{0661}", "x\u{0301}:80",
+    ])
+    func bytesAndCharactersAgree(value: String) {
+        #expect(HostCheck.hostName(value) == HostCheck.characterHostName(value))
+    }
+
+    @Test func asciiValuesAreReadOnTheirBytes() {
+        #expect(HostCheck.asciiHostName("Api.Example.com:8443") == .some("api.example.com"))
+        #expect(HostCheck.asciiHostName("[::1]:1") == .some("::1"))
+        #expect(HostCheck.asciiHostName("a@b") == .some(nil))
+        #expect(HostCheck.asciiHostName("h\u{00e9}llo") == .none)
+    }
+}

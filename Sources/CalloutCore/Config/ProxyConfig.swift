@@ -55,11 +55,6 @@ public struct ProxyConfig: Sendable {
         namedCredentials.firstIndex { $0.name.caseInsensitiveEquals(alias) }.map { namedCredentials[$0] }
     }
 
-    /// Whether a named credential has this alias, without copying it.
-    public func hasNamedCredential(_ alias: String) -> Bool {
-        namedCredentials.contains { $0.name.caseInsensitiveEquals(alias) }
-    }
-
     public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
         externalCredential(String(name))
     }
