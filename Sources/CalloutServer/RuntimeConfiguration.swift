@@ -20,6 +20,9 @@ public final class RuntimeConfiguration: Sendable {
         let upstreams: [String: UpstreamTarget]
         /// The TLS contexts the upstreams use, each with the settings it was made from.
         let tlsContexts: [(configuration: TLSConfiguration, context: NIOSSLContext)]
+        /// Token cache keys made once, by external credential and principal (configured names),
+        /// where they are the same for every caller (constant scope, claims and header).
+        let tokenKeys: TokenKeys
 
         /// TLS contexts are made once per distinct TLS setting, and taken over from `previous`
         /// where the setting is unchanged: the upstream endpoints stay the same objects across a
@@ -54,10 +57,37 @@ public final class RuntimeConfiguration: Sendable {
                         tls = try context(materials.tlsConfiguration())
                     }
                 }
-                upstreams[named.name.lowercased()] = UpstreamTarget(url: named.url, tls: tls)
+                upstreams[named.name.lowercased()] = UpstreamTarget(
+                    url: named.url, tls: tls, hostHeader: named.hostHeader)
             }
             self.upstreams = upstreams
             self.tlsContexts = contexts
+            self.tokenKeys = Self.constantTokenKeys(config, materials)
+        }
+
+        /// Keys by principal name, by external credential name.
+        typealias TokenKeys = [String: [String: TokenCacheKey]]
+
+        private static func constantTokenKeys(_ config: ProxyConfig, _ materials: CredentialMaterials) -> TokenKeys {
+            let preparation = TokenPreparation(config: config, materials: materials)
+            var byCredential: TokenKeys = [:]
+            for credential in config.externalCredentials {
+                // A name given twice (possible only in code: the loader refuses it) gets no key.
+                guard config.externalCredentials.filter({ $0.name.caseInsensitiveEquals(credential.name) }).count == 1
+                else { continue }
+                var keys: [String: TokenCacheKey] = [:]
+                for principal in credential.principals
+                where credential.principals.filter({ $0.name == principal.name }).count == 1 {
+                    keys[principal.name] = preparation.constantCacheKey(credential: credential, principal: principal)
+                }
+                byCredential[credential.name] = keys
+            }
+            return byCredential
+        }
+
+        /// The token cache key made beforehand for this principal, if its formulas are constants.
+        func tokenKey(credential: String, principal: String) -> TokenCacheKey? {
+            tokenKeys[credential]?[principal]
         }
 
         /// Every endpoint this configuration sends callouts to.
@@ -90,8 +120,11 @@ public final class RuntimeConfiguration: Sendable {
 /// A named credential's upstream: the endpoint to connect to and the path its URL starts with.
 struct UpstreamTarget: Sendable {
     let endpoint: UpstreamEndpoint
+    /// The `Host` header sent upstream (``NamedCredentialConfig/hostHeader``), made once.
+    let hostHeader: String
 
-    init(url: URL, tls: NIOSSLContext?) {
+    init(url: URL, tls: NIOSSLContext?, hostHeader: String) {
+        self.hostHeader = hostHeader
         var host = url.host ?? "localhost"
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let port = url.port ?? (tls == nil ? 80 : 443)

@@ -128,20 +128,32 @@ public struct TokenPreparation: Sendable {
     /// header values are constants (the common case) no formula context is built; otherwise
     /// this is ``prepare(_:)``'s key. Throws a ``Problem``.
     public func cacheKey(for demand: TokenDemand) throws -> TokenCacheKey {
+        try constantCacheKey(demand) ?? prepare(demand).key
+    }
+
+    /// The key of `principal`'s token when the credential's scope, claims and header values are
+    /// constants: then no caller's identity takes part in it, and it can be made once per
+    /// configuration. `nil` when a formula must be evaluated per caller.
+    public func constantCacheKey(credential: ExternalCredentialConfig, principal: PrincipalConfig) -> TokenCacheKey? {
+        constantCacheKey(
+            TokenDemand(credential: credential, principal: principal, identity: CallerIdentity(), namedCredential: nil))
+    }
+
+    private func constantCacheKey(_ demand: TokenDemand) -> TokenCacheKey? {
         let credential = demand.credential
         let limit = settings().maxFormulaValueLength
         var scope: String? = nil
         if let formula = credential.scope {
-            guard let value = formula.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
+            guard let value = formula.constantValue(maxValueLength: limit) else { return nil }
             scope = value.isEmpty ? nil : value
         }
         var inputs: [String: String] = [:]
         for claim in credential.jwtClaims {
-            guard let value = claim.value.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
+            guard let value = claim.value.constantValue(maxValueLength: limit) else { return nil }
             inputs["claim." + claim.name] = value
         }
         for entry in credential.jwtHeader {
-            guard let value = entry.value.constantValue(maxValueLength: limit) else { return try prepare(demand).key }
+            guard let value = entry.value.constantValue(maxValueLength: limit) else { return nil }
             inputs["header." + entry.name] = value
         }
         return TokenCacheKey(issuer: issuer(for: demand), scope: scope, claims: inputs)

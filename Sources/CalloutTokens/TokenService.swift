@@ -72,15 +72,15 @@ public final class TokenService: TokenSource {
     }
 
     public func cachedToken(for demand: TokenDemand) throws -> IssuedToken? {
-        let key = try preparation.cacheKey(for: demand)
+        let key = try demand.cacheKey ?? preparation.cacheKey(for: demand)
         if demand.credential.prefetch {
             cache.registerPrefetch(key) { [self] in try await fetchShared(demand, try prepare(demand)) }
         }
         do {
-            // The fetch runs only for a refresh-ahead; it prepares the assertion's inputs then.
+            // The fetch is made only for a refresh-ahead; it prepares the assertion's inputs then.
             guard
                 let token = try cache.cachedToken(
-                    for: key, fetch: { [self] in try await fetchShared(demand, try prepare(demand)) })
+                    for: key, makeFetch: { { [self] in try await fetchShared(demand, try prepare(demand)) } })
             else { return nil }
             return issued(token, key: key, fetched: false)
         } catch let error as any TokenAcquisitionError {

@@ -6,15 +6,21 @@ public struct TokenDemand: Sendable {
     public var principal: PrincipalConfig
     public var identity: CallerIdentity
     public var namedCredential: NamedCredentialConfig?
+    /// The cache key, when it was made beforehand: for a credential whose scope, claims and
+    /// header are constants it is the same for every caller
+    /// (``TokenPreparation/constantCacheKey(credential:principal:)``), so the data plane makes it
+    /// once per configuration. `nil`: the source works it out.
+    public var cacheKey: TokenCacheKey?
 
     public init(
         credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
-        namedCredential: NamedCredentialConfig?
+        namedCredential: NamedCredentialConfig?, cacheKey: TokenCacheKey? = nil
     ) {
         self.credential = credential
         self.principal = principal
         self.identity = identity
         self.namedCredential = namedCredential
+        self.cacheKey = cacheKey
     }
 }
 

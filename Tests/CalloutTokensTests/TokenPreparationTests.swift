@@ -67,6 +67,28 @@ import Testing
         #expect(try p.cacheKey(for: empty).scope == nil)
     }
 
+    @Test func constantKeyMadeOnceIsEveryCallersKey() throws {
+        let p = preparation()
+        // A per-caller scope: no key can be made beforehand.
+        #expect(p.constantCacheKey(credential: credential, principal: credential.principals[0]) == nil)
+        var constant = credential
+        constant.scope = try Formula(parsing: "api read")
+        constant.jwtClaims = [("tenant", try Formula(parsing: "acme"))]
+        constant.jwtHeader = [("kid", try Formula(parsing: "key-1"))]
+        let made = p.constantCacheKey(credential: constant, principal: constant.principals[0])
+        #expect(made != nil)
+        for department in ["Finance", "Sales"] {
+            let d = TokenDemand(
+                credential: constant, principal: constant.principals[0],
+                identity: CallerIdentity(callerName: "c", user: ["Department": department]), namedCredential: nil)
+            #expect(try made == p.prepare(d).key)
+            #expect(try made == p.cacheKey(for: d))
+        }
+        // A constant too long for max_formula_value_length fails per request, so none is made.
+        constant.scope = try Formula(parsing: String(repeating: "s", count: ProxySettings().maxFormulaValueLength + 1))
+        #expect(p.constantCacheKey(credential: constant, principal: constant.principals[0]) == nil)
+    }
+
     @Test func volatileClaimsDoNotSplitTheCache() throws {
         let p = preparation()
         let a = try p.prepare(demand(department: "X"))

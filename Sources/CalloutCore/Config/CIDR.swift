@@ -22,14 +22,18 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     /// True when `address` (4 or 16 bytes) is inside this network. IPv4-mapped IPv6 addresses
     /// (`::ffff:a.b.c.d`) match IPv4 networks.
     public func contains(_ address: [UInt8]) -> Bool {
-        var address = address
+        // Compared in place, byte by byte under the mask: this runs for every request.
+        var offset = 0
         if address.count == 16, network.count == 4, address[0..<10].allSatisfy({ $0 == 0 }),
             address[10] == 0xFF, address[11] == 0xFF
         {
-            address = Array(address[12...])
+            offset = 12
         }
-        guard address.count == network.count else { return false }
-        return CIDR.mask(address, prefixLength) == network
+        guard address.count - offset == network.count else { return false }
+        for i in 0..<network.count where address[offset + i] & CIDR.maskByte(i, prefixLength) != network[i] {
+            return false
+        }
+        return true
     }
 
     public func contains(_ address: String) -> Bool {
@@ -43,11 +47,14 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 
     private static func mask(_ bytes: [UInt8], _ bits: Int) -> [UInt8] {
         var out = bytes
-        for i in 0..<out.count {
-            let keep = max(0, min(8, bits - i * 8))
-            out[i] &= keep == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
-        }
+        for i in 0..<out.count { out[i] &= maskByte(i, bits) }
         return out
+    }
+
+    /// The mask of byte `i` for a prefix of `bits` bits.
+    private static func maskByte(_ i: Int, _ bits: Int) -> UInt8 {
+        let keep = max(0, min(8, bits - i * 8))
+        return keep == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
     }
 }
 
@@ -60,16 +67,30 @@ public enum IPAddress {
     }
 
     static func parseV4(_ text: Substring) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
+        // On the UTF-8 bytes, without splitting: four parts of one to three ASCII digits, at most
+        // 255, no leading zero (no octal ambiguity). A non-ASCII byte is never a digit or a dot,
+        // so this accepts what a character-wise reading accepts.
         var out: [UInt8] = []
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.allSatisfy(\.isASCII), p.allSatisfy(\.isNumber),
-                let v = UInt8(p)
-            else { return nil }
-            if p.count > 1 && p.first == "0" { return nil }  // no octal ambiguity
-            out.append(v)
+        out.reserveCapacity(4)
+        var value = 0
+        var digits = 0
+        var leadingZero = false
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, out.count < 3 else { return nil }
+                out.append(UInt8(value))
+                value = 0
+                digits = 0
+                continue
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 3 else { return nil }
+            if digits == 0 { leadingZero = byte == UInt8(ascii: "0") } else if leadingZero { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            guard value <= 255 else { return nil }
+            digits += 1
         }
+        guard digits > 0, out.count == 3 else { return nil }
+        out.append(UInt8(value))
         return out
     }
 

@@ -53,8 +53,8 @@ public struct ProxyConfig: Sendable {
 
     /// The data plane's lookup, once per request: a concrete `String` keeps it specialised.
     public func namedCredential(_ alias: String) -> NamedCredentialConfig? {
-        for named in namedCredentials where named.name.caseInsensitiveEquals(alias) { return named }
-        return nil
+        // By index: a `for` loop would copy every credential it passes over.
+        namedCredentials.firstIndex { $0.name.caseInsensitiveEquals(alias) }.map { namedCredentials[$0] }
     }
 
     public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
@@ -62,8 +62,7 @@ public struct ProxyConfig: Sendable {
     }
 
     public func externalCredential(_ name: String) -> ExternalCredentialConfig? {
-        for credential in externalCredentials where credential.name.caseInsensitiveEquals(name) { return credential }
-        return nil
+        externalCredentials.firstIndex { $0.name.caseInsensitiveEquals(name) }.map { externalCredentials[$0] }
     }
 
     public func certificate(_ name: some StringProtocol) -> CertificateConfig? {

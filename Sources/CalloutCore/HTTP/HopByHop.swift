@@ -31,13 +31,19 @@ public enum HopByHop {
     public static func connectionListed(in headers: some Sequence<(String, String)>) -> [String] {
         var listed: [String] = []
         for (name, value) in headers where name.caseInsensitiveEquals("connection") {
-            for token in value.split(separator: ",") {
-                let token = token.trimming(" \t")
-                if token.isEmpty || contains(token) || token.caseInsensitiveEquals("close") { continue }
-                listed.append(token.lowercased())
-            }
+            appendConnectionListed(value, to: &listed)
         }
         return listed
+    }
+
+    /// What one `Connection` header value adds to ``connectionListed(in:)``; not generic, so a
+    /// caller holding another header type pays no generic dispatch.
+    public static func appendConnectionListed(_ value: String, to listed: inout [String]) {
+        for token in value.split(separator: ",") {
+            let token = token.trimming(" \t")
+            if token.isEmpty || contains(token) || token.caseInsensitiveEquals("close") { continue }
+            listed.append(token.lowercased())
+        }
     }
 
     /// Whether a header is dropped at this hop: a hop-by-hop name, or one the message's

@@ -10,6 +10,14 @@ public enum HostCheck {
     /// The host part of a `Host` value, lower-cased, without port, brackets or trailing dot;
     /// nil when the value is not a host name or address at all.
     public static func hostName(_ value: String) -> String? {
+        switch asciiHostName(value) {
+        case .some(let answer): return answer
+        case .none: return characterHostName(value)
+        }
+    }
+
+    /// ``hostName(_:)`` read character by character, for any value.
+    static func characterHostName(_ value: String) -> String? {
         var text = Substring(value.trimming(" \t"))
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
@@ -23,8 +31,49 @@ public enum HostCheck {
             text = text[..<colon]
         }
         if text.hasSuffix(".") { text = text.dropLast() }
-        guard !text.isEmpty, !text.contains(":"), !text.contains("@") else { return nil }
+        // Byte checks: `contains` with a string argument is Foundation's search here.
+        guard !text.isEmpty, !text.utf8.contains(UInt8(ascii: ":")), !text.utf8.contains(UInt8(ascii: "@")) else {
+            return nil
+        }
         return text.lowercased()
+    }
+
+    /// ``hostName(_:)`` on the bytes of a value of printable ASCII and tabs (every `Host` a
+    /// client sends in practice), where each byte is one character; `nil` for any other value,
+    /// which the character-wise reading answers.
+    static func asciiHostName(_ value: String) -> String?? {
+        var value = value
+        return value.withUTF8 { bytes -> String?? in
+            guard bytes.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else { return nil }
+            func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+            func lowercased(_ range: Range<Int>) -> String {
+                String(unsafeUninitializedCapacity: range.count) { out in
+                    for (i, b) in bytes[range].enumerated() { out[i] = b >= 65 && b <= 90 ? b | 0x20 : b }
+                    return range.count
+                }
+            }
+            var start = 0
+            var end = bytes.count
+            while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+            while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+            if start < end, bytes[start] == UInt8(ascii: "[") {
+                guard let close = bytes[start..<end].firstIndex(of: UInt8(ascii: "]")) else { return .some(nil) }
+                let rest = bytes[(close + 1)..<end]
+                guard rest.isEmpty || (rest.first == UInt8(ascii: ":") && rest.dropFirst().allSatisfy(isDigit)) else {
+                    return .some(nil)
+                }
+                return .some(close == start + 1 ? nil : lowercased((start + 1)..<close))
+            }
+            if let colon = bytes[start..<end].lastIndex(of: UInt8(ascii: ":")) {
+                guard bytes[(colon + 1)..<end].allSatisfy(isDigit) else { return .some(nil) }
+                end = colon
+            }
+            if end > start, bytes[end - 1] == UInt8(ascii: ".") { end -= 1 }
+            guard end > start, !bytes[start..<end].contains(UInt8(ascii: ":")),
+                !bytes[start..<end].contains(UInt8(ascii: "@"))
+            else { return .some(nil) }
+            return .some(lowercased(start..<end))
+        }
     }
 
     /// Whether `host` (a `Host` header value) names this proxy. `isAlias` answers for the data

@@ -24,10 +24,12 @@ public enum RequestScreen {
         }
         // Absolute-form: the target names the alias and `Host` is not consulted, so it cannot
         // be what a rebound browser sent (browsers send origin-form unless told to use a proxy).
+        // The alias check reads the credential list alone: a closure over `config` copies it.
+        let named = config.namedCredentials
         if target.hasPrefix("/"), let host,
             !HostCheck.accepts(
                 host, listen: config.proxy.listen, extraNames: config.proxy.allowedHosts,
-                isAlias: { config.namedCredential($0) != nil })
+                isAlias: { alias in named.contains { $0.name.caseInsensitiveEquals(alias) } })
         {
             return .failure(.misdirectedRequest(host))
         }

@@ -13,9 +13,17 @@ enum CallerResponseHead {
     ) -> (head: HTTPResponseHead, endsClientConnection: Bool) {
         var headers = response.headers
         // Usually the only hop-by-hop header is `Connection: keep-alive`, found in one pass.
+        // They are removed in place, by name: no second header list is built.
         if headers.contains(where: { HopByHop.contains($0.name) }) {
-            let listed = HopByHop.connectionListed(in: headers.lazy.map { ($0.name, $0.value) })
-            headers = HTTPHeaders(headers.filter { !HopByHop.drops($0.name, listed: listed) })
+            var listed: [String] = []
+            for header in headers where header.name.caseInsensitiveEquals("connection") {
+                HopByHop.appendConnectionListed(header.value, to: &listed)
+            }
+            var dropped: [String] = []
+            for header in headers where HopByHop.drops(header.name, listed: listed) {
+                if !dropped.contains(where: { $0.caseInsensitiveEquals(header.name) }) { dropped.append(header.name) }
+            }
+            for name in dropped { headers.remove(name: name) }
         }
         headers.add(name: "Via", value: CalloutPlan.via)
         let callerIsHTTP10 = request.version.major == 1 && request.version.minor == 0

@@ -26,7 +26,6 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private var settings: ProxySettings { _read { yield snapshot.config.proxy } }
     private var machine: CalloutStateMachine
     private var plan: CalloutPlan?
-    private var demand: TokenDemand?
     private var token: IssuedToken?
     private var connection: UpstreamConnection?
     /// Set while waiting for a pooled connection, so a callout that ends meanwhile stops waiting.
@@ -112,15 +111,16 @@ final class CalloutExchange: UpstreamExchangeDelegate {
                         detail: "only Expect: 100-continue is supported", namedCredential: named.name),
                     bodyRead: false))
         }
-        demand = TokenDemand(
+        let demand = TokenDemand(
             credential: routed.credential, principal: routed.principal, identity: routed.identity,
-            namedCredential: named)
+            namedCredential: named,
+            cacheKey: snapshot.tokenKey(credential: routed.credential.name, principal: routed.principal.name))
         plan = CalloutPlan(
-            named: named, credential: routed.credential, principal: routed.principal, identity: routed.identity,
-            head: head, incoming: incoming, targetURL: routed.targetURL,
+            named: named, demand: demand, head: head, incoming: incoming, targetURL: routed.targetURL,
             requestTarget: RequestTarget.of(routed.targetURL),
             maxFormulaValueLength: settings.maxFormulaValueLength,
-            isIdentityHeader: snapshot.identity.isIdentityHeader, upstream: upstream)
+            // Through the snapshot: a method reference would copy the resolver and its settings.
+            isIdentityHeader: { [snapshot] in snapshot.identity.isIdentityHeader($0) }, upstream: upstream)
         perform(machine.routed(framing: bodyFraming, expectsContinue: expectation == .continueBeforeBody))
     }
 
@@ -274,7 +274,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
             }
             connection = nil
             log.retried = true
-            if let demand { fetchToken(demand, invalidating: token) }
+            if let plan { fetchToken(plan.demand, invalidating: token) }
         case .connect(let fresh, let body):
             connect(fresh: fresh, body: body)
         case .returnConnection:
@@ -321,7 +321,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     }
 
     private func obtainToken() {
-        guard let plan, let demand else { return }
+        guard let plan else { return }
         // `request_timeout_seconds` counts from here: the token wait is part of the callout.
         if deadline == nil {
             deadline = pool.eventLoop.now + .seconds(Int64(settings.requestTimeoutSeconds))
@@ -329,11 +329,11 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         }
         guard plan.needsToken else { return tokenArrived(.success(nil)) }
         do {
-            if let cached = try services.tokens.cachedToken(for: demand) { return tokenArrived(.success(cached)) }
+            if let cached = try services.tokens.cachedToken(for: plan.demand) { return tokenArrived(.success(cached)) }
         } catch {
             return tokenArrived(.failure(error))
         }
-        fetchToken(demand, invalidating: nil)
+        fetchToken(plan.demand, invalidating: nil)
     }
 
     /// Builds the upstream request (a formula failure costs no connection), then takes one.
@@ -387,8 +387,9 @@ final class CalloutExchange: UpstreamExchangeDelegate {
                 "named_credential": "\(plan.named.name)", "status": "\(status)",
                 "retry_body_buffer_bytes": "\(settings.retryBodyBufferBytes)",
             ])
-        if let token, let demand {
+        if let token {
             let tokens = services.tokens
+            let demand = plan.demand
             Task { await tokens.invalidate(token, for: demand) }
         }
     }

@@ -7,9 +7,12 @@ import NIOHTTP1
 /// exchange's callbacks share it without copying its configuration values.
 final class CalloutPlan: Sendable {
     let named: NamedCredentialConfig
-    let credential: ExternalCredentialConfig
-    let principal: PrincipalConfig
-    let identity: CallerIdentity
+    /// What the token source is asked for; the credential, principal and caller are read from
+    /// it, held once per callout.
+    let demand: TokenDemand
+    var credential: ExternalCredentialConfig { _read { yield demand.credential } }
+    var principal: PrincipalConfig { _read { yield demand.principal } }
+    var identity: CallerIdentity { _read { yield demand.identity } }
     let head: HTTPRequestHead
     let incoming: [(String, String)]
     let targetURL: String
@@ -22,15 +25,12 @@ final class CalloutPlan: Sendable {
     static let via = "1.1 callout-proxy"
 
     init(
-        named: NamedCredentialConfig, credential: ExternalCredentialConfig, principal: PrincipalConfig,
-        identity: CallerIdentity, head: HTTPRequestHead, incoming: [(String, String)], targetURL: String,
-        requestTarget: String, maxFormulaValueLength: Int, isIdentityHeader: @escaping @Sendable (String) -> Bool,
-        upstream: UpstreamTarget
+        named: NamedCredentialConfig, demand: TokenDemand, head: HTTPRequestHead, incoming: [(String, String)],
+        targetURL: String, requestTarget: String, maxFormulaValueLength: Int,
+        isIdentityHeader: @escaping @Sendable (String) -> Bool, upstream: UpstreamTarget
     ) {
         self.named = named
-        self.credential = credential
-        self.principal = principal
-        self.identity = identity
+        self.demand = demand
         self.head = head
         self.incoming = incoming
         self.targetURL = targetURL
@@ -108,7 +108,7 @@ final class CalloutPlan: Sendable {
         var headers = HTTPHeaders(
             OutboundHeaders.build(
                 incoming: incoming, isIdentityHeader: isIdentityHeader, customHeaders: custom,
-                authorization: authorization, host: named.hostHeader, via: CalloutPlan.via,
+                authorization: authorization, host: upstream.hostHeader, via: CalloutPlan.via,
                 decrementMaxForwards: head.method == .OPTIONS))
         switch bodyLength {
         case .none:

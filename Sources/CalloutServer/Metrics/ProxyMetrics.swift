@@ -323,8 +323,10 @@ public final class ProxyMetrics: Sendable {
 
     /// The configured spelling of a named credential, or `unknown`.
     static func namedCredentialLabel(_ alias: String?, in config: ProxyConfig) -> String {
-        guard let alias, let named = config.namedCredential(alias) else { return "unknown" }
-        return named.name
+        // The name alone: the credential itself is not copied out.
+        guard let alias, let i = config.namedCredentials.firstIndex(where: { $0.name.caseInsensitiveEquals(alias) })
+        else { return "unknown" }
+        return config.namedCredentials[i].name
     }
 
     /// The configured spelling of an external credential, or `unknown`.

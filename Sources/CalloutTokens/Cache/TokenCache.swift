@@ -56,10 +56,16 @@ public final class TokenCache: Sendable {
     /// fetch (``token(for:fetch:)``). Starts a refresh-ahead in the background when one is due,
     /// and throws while the key is backing off after a failure.
     public func cachedToken(for key: TokenCacheKey, fetch: @escaping Fetch) throws -> AccessToken? {
+        try cachedToken(for: key, makeFetch: { fetch })
+    }
+
+    /// ``cachedToken(for:fetch:)`` with the fetch made only when a refresh-ahead needs it: a hit
+    /// allocates no closure.
+    public func cachedToken(for key: TokenCacheKey, makeFetch: () -> Fetch) throws -> AccessToken? {
         let now = clock()
         switch state.withLock({ $0.machine.request(key, now: now, waiter: nil) }) {
         case .returnToken(let token, let refresh):
-            if let refresh { startFetch(refresh, key: key, fetch: fetch) }
+            if let refresh { startFetch(refresh, key: key, fetch: makeFetch()) }
             return token
         case .failFast(let error):
             throw error
