@@ -63,7 +63,8 @@ public final class PostgresTokenStore: SharedTokenStore {
             database: config.database, tls: pooledTLS)
         pooled.options.connectTimeout = .milliseconds(Int64(connectTimeout))
         pooled.options.maximumConnections = config.maxConnections
-        pooled.options.minimumConnections = 0
+        // One connection kept open, so a cold burst does not first wait for a login.
+        pooled.options.minimumConnections = 1
         pooled.options.additionalStartupParameters = [("application_name", "callout-proxy")]
         var direct = PostgresConnection.Configuration(
             host: config.host, port: config.port, username: config.username, password: password,

@@ -140,6 +140,22 @@ struct FleetTests {
             let bare = String(token.split(separator: " ").last ?? "")
             #expect(!bare.isEmpty && !dump.contains(bare))
             #expect(!fleet.allLogs.contains(bare), "a token in the log")
+            #expect(!fleet.allLogs.contains(fleet.key), "the store's key in the log")
+            #expect(!fleet.allLogs.contains(fleet.cluster.password), "the store's password in the log")
+            // The admin view says where each token came from, and holds no token.
+            var views: [String] = []
+            for replica in fleet.replicas {
+                let admin = try #require(replica.service.adminAddress)
+                let credentials = try await RawHTTPClient.send(
+                    to: admin,
+                    head: HTTPRequestHead(
+                        version: .http1_1, method: .GET, uri: "/credentials", headers: ["Host": "127.0.0.1"]))
+                #expect(credentials.status == 200)
+                views.append(credentials.body)
+            }
+            #expect(views.filter { $0.contains("\"token_store\"") }.count == 2, "\(views)")
+            #expect(views.filter { $0.contains("\"identity_provider\"") }.count == 1)
+            #expect(!views.joined().contains(bare) && !views.joined().contains(fleet.key))
             // A later replica starts warm from the store.
             let late = try await fleet.addReplica()
             #expect(try await fleet.callout(3, department: "Burst").status == 200)

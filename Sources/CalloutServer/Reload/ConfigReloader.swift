@@ -109,6 +109,9 @@ public final class ConfigReloader: Sendable {
         for (key, value) in ProxySettingTable.restartOnly where value(config.proxy) != value(old) {
             warnings.append("proxy.\(key) changed: takes effect on restart")
         }
+        if config.tokenStore != current.config.tokenStore {
+            warnings.append("token_store changed: takes effect on restart")
+        }
 
         let drop = TokenRelevantChanges.credentialsToDrop(
             old: current.config, oldMaterials: current.materials, new: config, newMaterials: materials)
