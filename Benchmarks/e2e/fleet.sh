@@ -13,6 +13,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/Benchmarks/e2e"
+# shellcheck source=common.sh
+source "$HERE/common.sh"
 REPLICAS="${REPLICAS:-3}"
 BURST="${BURST:-300}"
 USERS="${USERS:-300}"
@@ -53,28 +55,10 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 
 UP=$(free_port); IDP=$(free_port); PG=$(free_port)
 log "certificates, nginx upstream and token endpoint, PostgreSQL on :$PG"
-(
-    cd "$W"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" -keyout ca.key -out ca.pem \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout leaf.key -out leaf.csr
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >leaf.ext
-    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench signing" -keyout signing.key -out signing.crt
-) >/dev/null 2>&1
+make_certificates "$W"
 cat >"$W/backend.conf" <<EOF
 worker_processes 1;
 daemon off;

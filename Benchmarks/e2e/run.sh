@@ -21,6 +21,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/Benchmarks/e2e"
+# shellcheck source=common.sh
+source "$HERE/common.sh"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
 THREADS="${THREADS:-2}"
@@ -68,19 +70,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); IDP=$(free_port); REF=$(free_port); REFQ=$(free_port); PX=$(free_port); PXD=$(free_port)
 SINK=$(free_port)
 
-wait_port() { # port, seconds
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
@@ -96,16 +88,8 @@ stop_sampler() { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/nul
 
 # --- certificates ----------------------------------------------------------------------------
 log "generating certificates in $W"
-(
-    cd "$W"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" -keyout ca.key -out ca.pem \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout leaf.key -out leaf.csr
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >leaf.ext
-    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench signing" -keyout signing.key -out signing.crt
-    truncate -s "$STREAM_BYTES" big.bin
-) >/dev/null 2>&1
+make_certificates "$W"
+truncate -s "$STREAM_BYTES" "$W/big.bin"
 
 # --- backend nginx: upstream + benchmark IdP -------------------------------------------------
 cat >"$W/backend.conf" <<EOF
