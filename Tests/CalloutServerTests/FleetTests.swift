@@ -226,23 +226,45 @@ struct FleetTests {
             #expect(try await fleet.callout(1, department: "Tamper").status == 200)
             #expect(fleet.idpCalls == 2, "the altered row was not served")
             #expect(fleet.replicas[1].logs.text.contains("token store row not served"))
-            // A valid row copied under another key: sealed for its own key, so it does not open.
+            // A valid row's sealed token moved onto another key's row: sealed for its own key, so
+            // it does not open there.
+            func rowDigests() throws -> Set<String> {
+                Set(
+                    try fleet.cluster.sql("SELECT encode(key_digest, 'hex') FROM callout_tokens").split(separator: "\n")
+                        .map(String.init))
+            }
+            let before = try rowDigests()
             #expect(try await fleet.callout(0, department: "Source").status == 200)
+            let source = try #require(try rowDigests().subtracting(before).first)
+            #expect(try await fleet.callout(0, department: "Moved").status == 200)
+            let moved = try #require(try rowDigests().subtracting(before).subtracting([source]).first)
             let calls = fleet.idpCalls
             try fleet.cluster.sql(
                 """
-                INSERT INTO callout_tokens (key_digest, sealed, key_id, token_digest, issued_at, refresh_at, expires_at)
-                SELECT decode(md5('elsewhere'), 'hex') || key_digest, sealed, key_id, token_digest, issued_at, refresh_at,
-                       expires_at FROM callout_tokens WHERE sealed IS NOT NULL LIMIT 1;
-                UPDATE callout_tokens t SET sealed = s.sealed, key_id = s.key_id, token_digest = s.token_digest,
+                UPDATE callout_tokens m SET sealed = s.sealed, key_id = s.key_id, token_digest = s.token_digest,
                        issued_at = s.issued_at, refresh_at = s.refresh_at, expires_at = s.expires_at
-                FROM callout_tokens s WHERE length(s.key_digest) > 32 AND length(t.key_digest) = 32
+                FROM callout_tokens s
+                WHERE m.key_digest = decode('\(moved)', 'hex') AND s.key_digest = decode('\(source)', 'hex')
                 """)
+            let sourceToken = try #require(
+                fleet.env.upstream.requests.dropLast().last?.headers.first { $0.name.lowercased() == "authorization" }?
+                    .value)
             #expect(try await fleet.callout(1, department: "Moved").status == 200)
-            #expect(fleet.idpCalls == calls + 1)
+            #expect(fleet.idpCalls == calls + 1, "the moved row was not served")
+            let used = fleet.env.upstream.requests.last?.headers.first { $0.name.lowercased() == "authorization" }?
+                .value
+            #expect(used != sourceToken)
+            // Expired rows are removed.
+            try fleet.cluster.sql(
+                """
+                INSERT INTO callout_tokens (key_digest, sealed, key_id, token_digest, issued_at, refresh_at, expires_at)
+                VALUES ('\\x00', '\\x00', '\\x00', '\\x00', now() - interval '2 hours', now() - interval '2 hours',
+                        now() - interval '1 hour')
+                """)
+            #expect(await fleet.replicas[0].service.tokenStore?.shared.removeExpired() == 1)
             let scrape = fleet.replicas[1].service.metrics.scrape(
                 cache: fleet.replicas[1].service.tokens.cache.stats, openConnections: 0)
-            #expect(scrape.contains("callout_token_store_rejected_rows_total{reason=\"not_authentic\"}"), "\(scrape)")
+            #expect(scrape.contains("callout_token_store_rejected_rows_total{reason=\"not_authentic\"} 2"), "\(scrape)")
         }
     }
 
