@@ -88,7 +88,7 @@ public final class CalloutProxyService: Sendable {
             if let storeConfig = config.tokenStore {
                 metrics.tokenStoreConfigured()
                 tokenStore = try await TokenStoreService.start(
-                    storeConfig, refreshAheadRatio: settings.tokenRefreshAheadRatio, environment: environment,
+                    storeConfig, cache: cache.settings, environment: environment,
                     eventLoopGroup: group, logger: logger,
                     events: { event in
                         metrics.tokenStore(event)

@@ -25,7 +25,7 @@ public final class TokenStoreService: Sendable {
     /// at most ``startupSchemaWait``) and starts the maintenance task. A store that is down at
     /// start does not stop the proxy: it is tried again every `retry_seconds`.
     public static func start(
-        _ config: TokenStoreConfig, refreshAheadRatio: Double, environment: [String: String],
+        _ config: TokenStoreConfig, cache: TokenCacheSettings, environment: [String: String],
         eventLoopGroup: any EventLoopGroup, logger: Logger,
         events: @escaping @Sendable (SharedTokens.Event) -> Void
     ) async throws(TokenStoreSetupError) -> TokenStoreService {
@@ -42,7 +42,7 @@ public final class TokenStoreService: Sendable {
             store: store, keys: secrets.keys,
             settings: .init(
                 timeout: .milliseconds(Int64(config.timeoutMilliseconds)), leaseSeconds: config.leaseSeconds,
-                retrySeconds: config.retrySeconds, refreshAheadRatio: refreshAheadRatio),
+                retrySeconds: config.retrySeconds, cache: cache),
             events: events, describeError: PostgresTokenStore.describe)
         let run = Task { await client.run() }
         let made = (try? await SharedTokens.race(timeout: startupSchemaWait) { try await store.migrate() }) != nil

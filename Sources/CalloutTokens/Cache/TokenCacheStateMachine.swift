@@ -378,7 +378,15 @@ public struct TokenCacheStateMachine: Sendable {
 
     /// Seconds after issue at which refresh-ahead is due: `refreshAheadRatio` of the usable life.
     public func refreshAfter(_ token: AccessToken) -> Double {
-        settings.refreshAheadRatio * max(0, token.lifetime - expirySkew(for: token))
+        Self.refreshAfter(lifetime: token.lifetime, settings: settings)
+    }
+
+    /// ``refreshAfter(_:)`` for a token of `lifetime` seconds: the shared store stops handing a
+    /// token out at the same point, so a replica's refresh-ahead never reads back the token it is
+    /// replacing.
+    public static func refreshAfter(lifetime: Double, settings: TokenCacheSettings) -> Double {
+        let skew = min(settings.expirySkewSeconds, max(0, lifetime) * TokenCacheSettings.maxSkewShareOfLifetime)
+        return settings.refreshAheadRatio * max(0, lifetime - skew)
     }
 
     /// True once `refreshAheadRatio` of the token's usable life (`lifetime - skew`) has passed.

@@ -14,20 +14,20 @@ public final class SharedTokens: Sendable {
         public var timeout: Duration
         public var leaseSeconds: Int
         public var retrySeconds: Int
-        /// The share of a lifetime after which a stored token is refreshed (the cache's ratio).
-        public var refreshAheadRatio: Double
+        /// The cache's settings: a stored token is handed out until the cache would refresh it.
+        public var cache: TokenCacheSettings
         /// First and longest pause between reads while another replica holds the lease.
         public var pollInterval: (first: Duration, longest: Duration)
 
         public init(
             timeout: Duration = .milliseconds(500), leaseSeconds: Int = 15, retrySeconds: Int = 5,
-            refreshAheadRatio: Double = 0.8,
+            cache: TokenCacheSettings = TokenCacheSettings(),
             pollInterval: (first: Duration, longest: Duration) = (.milliseconds(20), .milliseconds(200))
         ) {
             self.timeout = timeout
             self.leaseSeconds = leaseSeconds
             self.retrySeconds = retrySeconds
-            self.refreshAheadRatio = refreshAheadRatio
+            self.cache = cache
             self.pollInterval = pollInterval
         }
     }
@@ -114,6 +114,7 @@ public final class SharedTokens: Sendable {
         let giveUpAt = clock() + Double(settings.leaseSeconds) + settings.timeout.seconds
         var pause = settings.pollInterval.first
         var waited = false
+        var unclaimed = 0
         while true {
             var stale = refusedDigests()
             let row: StoredTokenRow?
@@ -128,7 +129,7 @@ public final class SharedTokens: Sendable {
                     let refused = Set(stale)
                     switch StoredTokenDecision.decide(
                         token, digest: row.tokenDigest, now: row.now,
-                        refreshAheadRatio: settings.refreshAheadRatio, refused: refused)
+                        cache: settings.cache, refused: refused)
                     {
                     case .serve:
                         events(.hit)
@@ -152,7 +153,12 @@ public final class SharedTokens: Sendable {
                     return try await local()
                 }
                 if let claimedAt { return try await fetchAndPublish(keyDigest, issuedAt: claimedAt, local: local) }
-                // Not taken: another replica's lease, or a fresh row just written. Read again.
+                // Not taken though no lease was seen: a lease or a fresh row arrived in between (read
+                // again at once), or the store keeps holding a row this replica does not serve
+                // (fetch here rather than wait for a lease that will not come).
+                unclaimed += 1
+                if unclaimed >= 2 { return try await local() }
+                continue
             }
             if clock() >= giveUpAt {
                 events(.leaseWaitTimedOut)
@@ -213,8 +219,8 @@ public final class SharedTokens: Sendable {
             let row = SealedTokenRow(
                 sealed: try keys.seal(try token.encoded(), keyDigest: keyDigest), keyID: keys.current.id,
                 tokenDigest: StoredToken.digest(of: response.accessToken), issuedAt: issuedAt,
-                refreshAfter: StoredTokenDecision.refreshAfter(
-                    lifetime: response.expiresIn, ratio: settings.refreshAheadRatio),
+                refreshAfter: TokenCacheStateMachine.refreshAfter(
+                    lifetime: Double(response.expiresIn), settings: settings.cache),
                 lifetime: response.expiresIn)
             try await withStoreTimeout("publish") {
                 try await self.store.publish(keyDigest, row: row, holder: self.holder)

@@ -58,19 +58,14 @@ public enum StoredTokenDecision: Equatable, Sendable {
     public static let futureTolerance = 5.0
 
     public static func decide(
-        _ token: StoredToken, digest: [UInt8], now: Double, refreshAheadRatio: Double, refused: Set<[UInt8]>
+        _ token: StoredToken, digest: [UInt8], now: Double, cache: TokenCacheSettings, refused: Set<[UInt8]>
     ) -> StoredTokenDecision {
         if refused.contains(digest) { return .refused }
         let age = now - token.issuedAt
-        guard age >= -futureTolerance, age < refreshAfter(lifetime: token.lifetime, ratio: refreshAheadRatio) else {
+        let refreshAfter = TokenCacheStateMachine.refreshAfter(lifetime: Double(token.lifetime), settings: cache)
+        guard age >= -futureTolerance, age < refreshAfter else {
             return .stale
         }
         return .serve
-    }
-
-    /// Seconds after issue at which a stored token stops being handed out: the same share of its
-    /// lifetime after which each replica's cache refreshes ahead.
-    public static func refreshAfter(lifetime: Int, ratio: Double) -> Double {
-        Double(lifetime) * min(max(ratio, 0), 1)
     }
 }
