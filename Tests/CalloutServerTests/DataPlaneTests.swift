@@ -98,7 +98,7 @@ import Testing
                 let r = try await h.direct(.GET, path, headers: [readers])
                 #expect(r.status == 400, "\(path)")
             }
-            let connect = try ProxyHarness.run(
+            let connect = try await ProxyHarness.run(
                 "curl",
                 [
                     "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "-X", "CONNECT",
@@ -203,7 +203,7 @@ import Testing
 
     @Test func realClientsCurlAndPythonHonouringHTTPProxy() async throws {
         try await ProxyHarness.with { h in
-            let curl = try ProxyHarness.run(
+            let curl = try await ProxyHarness.run(
                 "curl",
                 [
                     "-s", "--max-time", "20", "-x", h.proxyURL, "-H", "X-Callout-Permission-Sets: Readers",
@@ -217,7 +217,7 @@ import Testing
                 req = urllib.request.Request("http://Acme/from-python", headers={"X-Callout-Permission-Sets": "Readers"})
                 print(urllib.request.urlopen(req, timeout=20).read().decode())
                 """
-            let python = try ProxyHarness.run(
+            let python = try await ProxyHarness.run(
                 "python3", ["-c", script],
                 environment: ["HTTP_PROXY": h.proxyURL, "http_proxy": h.proxyURL, "NO_PROXY": "", "no_proxy": ""])
             #expect(python.status == 0)
@@ -265,7 +265,7 @@ func residentBytes() -> Int {
         try await ProxyHarness.with { h in
             let file = h.env.directory.appendingPathComponent("upload.bin")
             try Data(repeating: 0x62, count: 3 << 20).write(to: file)
-            let curl = try ProxyHarness.run(
+            let curl = try await ProxyHarness.run(
                 "curl",
                 [
                     "-s", "--max-time", "30", "-x", h.proxyURL, "-H", "X-Callout-Permission-Sets: Readers", "-H",
@@ -275,7 +275,7 @@ func residentBytes() -> Int {
             #expect(curl.status == 0)
             #expect(curl.output.contains("\"body_bytes\":\(3 << 20)"))
             #expect(!curl.output.lowercased().contains("\"expect\""))
-            let refused = try ProxyHarness.run(
+            let refused = try await ProxyHarness.run(
                 "curl",
                 [
                     "-s", "--max-time", "30", "-x", h.proxyURL, "-H", "Expect: 100-continue", "--data-binary",

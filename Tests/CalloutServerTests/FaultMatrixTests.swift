@@ -21,7 +21,7 @@ import Testing
         ProxyHarness.standardConfig(
             env,
             proxySettings: """
-                request_timeout_seconds = 2
+                request_timeout_seconds = 5
                 connect_timeout_seconds = 2
                 header_read_timeout_seconds = \(headerReadTimeout)
                 \(proxySettings)
@@ -85,7 +85,7 @@ import Testing
                 ("expires_in 0", .expiresIn(0), 502, "token_exchange_failed"),
                 ("expires_in negative", .expiresIn(-30), 502, "token_exchange_failed"),
                 ("connection closed", .closeConnection, 502, "identity_provider_unavailable"),
-                ("hangs past the timeout", .slow(seconds: 5), 504, "identity_provider_unavailable"),
+                ("hangs past the timeout", .slow(seconds: 20), 504, "identity_provider_unavailable"),
             ]
             var outputs: [String] = []
             for (index, c) in cases.enumerated() {
@@ -171,7 +171,7 @@ import Testing
             outputs.append(refused.body)
 
             // Headers slower than request_timeout_seconds.
-            h.upstream.setBehavior(.slowHeaders(seconds: 5))
+            h.upstream.setBehavior(.slowHeaders(seconds: 20))
             let slow = try await h.viaProxy(.GET, "http://Acme/slow", headers: [Self.readers])
             #expect(slow.status == 504, "\(slow.body)")
             #expect(slow.json["code"] as? String == "upstream_timeout")

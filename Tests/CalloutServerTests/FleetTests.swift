@@ -89,7 +89,7 @@ struct FleetTests {
                 await replica.service.close()
             }
             await env.shutdown()
-            cluster.remove()
+            await cluster.remove()
         }
     }
 
@@ -99,7 +99,7 @@ struct FleetTests {
         do {
             env = try await LocalEnvironment.start(clientIds: ["acme-reader", "acme-admin"])
         } catch {
-            cluster.remove()
+            await cluster.remove()
             throw error
         }
         let fleet = Fleet(cluster: cluster, env: env)
@@ -135,7 +135,7 @@ struct FleetTests {
             // The token is sealed in the store, never in clear.
             let token = try #require(
                 fleet.env.upstream.requests.last?.headers.first { $0.name.lowercased() == "authorization" }?.value)
-            let dump = try fleet.cluster.sql(
+            let dump = try await fleet.cluster.sql(
                 "SELECT encode(sealed, 'escape') || encode(sealed, 'hex') FROM callout_tokens")
             let bare = String(token.split(separator: " ").last ?? "")
             #expect(!bare.isEmpty && !dump.contains(bare))
@@ -191,7 +191,7 @@ struct FleetTests {
             #expect(try await fleet.callout(0, department: "Before").status == 200)
             #expect(try await fleet.callout(1, department: "Before").status == 200)
             #expect(fleet.idpCalls == 1)
-            try fleet.cluster.stopServer()
+            try await fleet.cluster.stopServer()
             // Cached tokens and new ones alike: every callout succeeds without the store.
             for i in 0..<2 {
                 #expect(try await fleet.callout(i, department: "Before").status == 200)
@@ -206,7 +206,7 @@ struct FleetTests {
             #expect(ready.status == 200)
             #expect(ready.body.contains("token_store") && ready.body.contains("unavailable"), "\(ready.body)")
             #expect(fleet.replicas[0].logs.text.contains("token store unavailable"))
-            try fleet.cluster.startServer()
+            try await fleet.cluster.startServer()
             // After retry_seconds (1 s) the store is tried again; one replica's fetch serves the other.
             try await Task.sleep(for: .milliseconds(1500))
             #expect(try await fleet.callout(0, department: "After").status == 200)
@@ -222,24 +222,27 @@ struct FleetTests {
             #expect(try await fleet.callout(0, department: "Tamper").status == 200)
             #expect(fleet.idpCalls == 1)
             // One bit of the sealed token flipped.
-            try fleet.cluster.sql("UPDATE callout_tokens SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)")
+            try await fleet.cluster.sql(
+                "UPDATE callout_tokens SET sealed = set_byte(sealed, 20, get_byte(sealed, 20) # 1)")
             #expect(try await fleet.callout(1, department: "Tamper").status == 200)
             #expect(fleet.idpCalls == 2, "the altered row was not served")
             #expect(fleet.replicas[1].logs.text.contains("token store row not served"))
             // A valid row's sealed token moved onto another key's row: sealed for its own key, so
             // it does not open there.
-            func rowDigests() throws -> Set<String> {
+            func rowDigests() async throws -> Set<String> {
                 Set(
-                    try fleet.cluster.sql("SELECT encode(key_digest, 'hex') FROM callout_tokens").split(separator: "\n")
-                        .map(String.init))
+                    try await fleet.cluster.sql("SELECT encode(key_digest, 'hex') FROM callout_tokens").split(
+                        separator: "\n"
+                    )
+                    .map(String.init))
             }
-            let before = try rowDigests()
+            let before = try await rowDigests()
             #expect(try await fleet.callout(0, department: "Source").status == 200)
-            let source = try #require(try rowDigests().subtracting(before).first)
+            let source = try #require(try await rowDigests().subtracting(before).first)
             #expect(try await fleet.callout(0, department: "Moved").status == 200)
-            let moved = try #require(try rowDigests().subtracting(before).subtracting([source]).first)
+            let moved = try #require(try await rowDigests().subtracting(before).subtracting([source]).first)
             let calls = fleet.idpCalls
-            try fleet.cluster.sql(
+            try await fleet.cluster.sql(
                 """
                 UPDATE callout_tokens m SET sealed = s.sealed, key_id = s.key_id, token_digest = s.token_digest,
                        issued_at = s.issued_at, refresh_at = s.refresh_at, expires_at = s.expires_at
@@ -255,7 +258,7 @@ struct FleetTests {
                 .value
             #expect(used != sourceToken)
             // Expired rows are removed.
-            try fleet.cluster.sql(
+            try await fleet.cluster.sql(
                 """
                 INSERT INTO callout_tokens (key_digest, sealed, key_id, token_digest, issued_at, refresh_at, expires_at)
                 VALUES ('\\x00', '\\x00', '\\x00', '\\x00', now() - interval '2 hours', now() - interval '2 hours',
@@ -290,8 +293,18 @@ struct FleetTests {
 
     @Test func checkReportsTheStoreAndAMissingKeyStopsStartUp() async throws {
         let cluster = try await PostgresTestCluster.start()
-        defer { cluster.remove() }
+        do {
+            try await Self.checkReports(cluster)
+        } catch {
+            await cluster.remove()
+            throw error
+        }
+        await cluster.remove()
+    }
+
+    static func checkReports(_ cluster: PostgresTestCluster) async throws {
         let env = try await LocalEnvironment.start(clientIds: ["acme-reader", "acme-admin"])
+        defer { Task { await env.shutdown() } }
         let fleet = Fleet(cluster: cluster, env: env)
         let config = try ConfigLoader.load(text: ProxyHarness.standardConfig(env, extra: fleet.storeSection()))
         let store = try #require(config.tokenStore)
@@ -327,6 +340,5 @@ struct FleetTests {
         } throws: { error in
             "\(error)" == "token_store.encryption_key_env: CALLOUT_TEST_STORE_KEY is not set"
         }
-        await env.shutdown()
     }
 }

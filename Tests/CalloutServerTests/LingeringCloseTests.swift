@@ -81,11 +81,11 @@ import Testing
                 "X-Callout-Permission-Sets: Readers",
             ]
             for _ in 0..<3 {
-                let post = try ProxyHarness.run(
+                let post = try await ProxyHarness.run(
                     "curl",
                     common + ["-H", "Expect:", "--data-binary", "@\(body.path)", h.proxyURL + "/callout:Acme/p"])
                 #expect(post.output.hasSuffix("413"), "\(post.output)")
-                let head = try ProxyHarness.run(
+                let head = try await ProxyHarness.run(
                     "curl", common + ["-H", "@\(headers.path)", h.proxyURL + "/callout:Acme/h"])
                 #expect(head.output.hasSuffix("431"), "\(head.output)")
             }
@@ -99,7 +99,7 @@ import Testing
             defer { connection.close() }
             try? await connection.write("GET /callout:Acme/a HTTP/9.9\r\n" + Self.prefix + "\r\n")
             #expect(await connection.waitForResponse()?.status == 400)
-            #expect(await connection.waitForClose(timeout: .seconds(10)))
+            #expect(await connection.waitForClose(timeout: .seconds(30)))
         }
     }
 }

@@ -47,19 +47,19 @@ final class PostgresTestCluster: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let password = UUID().uuidString
         try password.write(toFile: directory + "/pw", atomically: true, encoding: .utf8)
-        if runAsPostgres { try run("/bin/chown", ["-R", "postgres", directory], asPostgres: false) }
+        if runAsPostgres { try await run("/bin/chown", ["-R", "postgres", directory], asPostgres: false) }
         let port = try await closedLoopbackPort()
         let cluster = PostgresTestCluster(directory: directory, port: port, binaries: binaries, password: password)
         do {
-            try run(
+            try await run(
                 binaries + "/initdb",
                 [
                     "-D", directory + "/data", "-U", "callout", "--pwfile=" + directory + "/pw", "--auth=scram-sha-256",
                     "-E", "UTF8", "--no-sync",
                 ])
-            try cluster.startServer()
+            try await cluster.startServer()
         } catch {
-            cluster.remove()
+            await cluster.remove()
             throw error
         }
         return cluster
@@ -75,8 +75,8 @@ final class PostgresTestCluster: Sendable {
     var url: String { "postgresql://\(username)@127.0.0.1:\(port)/\(database)" }
 
     /// Starts (or restarts) the server, waiting until it accepts connections.
-    func startServer() throws {
-        try Self.run(
+    func startServer() async throws {
+        try await Self.run(
             binaries + "/pg_ctl",
             [
                 "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o",
@@ -86,14 +86,15 @@ final class PostgresTestCluster: Sendable {
     }
 
     /// Stops the server at once (connections are cut).
-    func stopServer() throws {
-        try Self.run(binaries + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "-t", "60", "stop"])
+    func stopServer() async throws {
+        try await Self.run(
+            binaries + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "-t", "60", "stop"])
     }
 
     /// Runs SQL through psql over the Unix socket; returns its output.
     @discardableResult
-    func sql(_ statement: String) throws -> String {
-        try Self.run(
+    func sql(_ statement: String) async throws -> String {
+        try await Self.run(
             binaries + "/psql",
             [
                 "-h", directory, "-p", String(port), "-U", username, "-d", database, "-At", "-v", "ON_ERROR_STOP=1",
@@ -103,16 +104,27 @@ final class PostgresTestCluster: Sendable {
     }
 
     /// Stops the server and removes its folder.
-    func remove() {
-        _ = try? stopServer()
+    func remove() async {
+        _ = try? await stopServer()
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// ``runBlocking(_:_:asPostgres:environment:)`` on a thread of its own.
+    @discardableResult
+    private static func run(
+        _ executable: String, _ arguments: [String], asPostgres: Bool = runAsPostgres,
+        environment: [String: String] = [:]
+    ) async throws -> String {
+        try await onOwnThread {
+            try runBlocking(executable, arguments, asPostgres: asPostgres, environment: environment)
+        }
     }
 
     /// Runs `executable` to its end with posix_spawn and waitpid (Foundation's `Process` did not
     /// notice the exit of `runuser` around `pg_ctl start`, whose server keeps running). Output
     /// goes to a file, not a pipe, which the started server would otherwise hold open.
     @discardableResult
-    private static func run(
+    private static func runBlocking(
         _ executable: String, _ arguments: [String], asPostgres: Bool = runAsPostgres,
         environment: [String: String] = [:]
     ) throws -> String {

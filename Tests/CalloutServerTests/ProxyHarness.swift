@@ -155,10 +155,18 @@ struct ProxyHarness {
         try await send(direct, method, proxyURL + path, headers: headers, body: body)
     }
 
-    /// Runs a command and returns its standard output (loopback only; bounded by `--max-time` style flags of the tool).
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (
-        status: Int32, output: String
-    ) {
+    /// Runs a command and returns its standard output (loopback only; bounded by `--max-time` style
+    /// flags of the tool). It waits on a thread of its own, not on one of the few threads every
+    /// test's tasks share.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws
+        -> (status: Int32, output: String)
+    {
+        try await onOwnThread { try runBlocking(executable, arguments, environment: environment) }
+    }
+
+    private static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String])
+        throws -> (status: Int32, output: String)
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments
@@ -210,5 +218,13 @@ final class LogCapture: @unchecked Sendable {
         }
         logger.logLevel = level
         return logger
+    }
+}
+
+/// Runs blocking work (waiting for a child process) on a new thread and resumes with its result,
+/// so it never holds one of the cooperative pool's threads, of which a small machine has two.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
     }
 }

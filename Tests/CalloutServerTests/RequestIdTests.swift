@@ -36,7 +36,7 @@ import Testing
 
     @Test func anHTTP10KeepAliveCallerIsToldTheConnectionStays() async throws {
         try await ProxyHarness.with { h in
-            let result = try ProxyHarness.run(
+            let result = try await ProxyHarness.run(
                 "curl",
                 [
                     "-sS", "-0", "--max-time", "20", "-D", "-", "-o", "/dev/null", "-H", "Connection: keep-alive",

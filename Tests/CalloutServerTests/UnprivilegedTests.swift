@@ -43,11 +43,11 @@ import Testing
             defer { server.stop() }
             let port = try await server.waitForListenPort()
 
-            let whoami = try ProxyHarness.run("ps", ["-o", "uid=", "-p", "\(server.childPID())"])
+            let whoami = try await ProxyHarness.run("ps", ["-o", "uid=", "-p", "\(server.childPID())"])
             if getuid() == 0 { #expect(whoami.output.trimmingCharacters(in: .whitespacesAndNewlines) == "65534") }
 
             // A real client through the unprivileged proxy: an upstream connection and an injected token.
-            let curl = try ProxyHarness.run(
+            let curl = try await ProxyHarness.run(
                 "curl",
                 [
                     "-sS", "--max-time", "20", "-x", "http://127.0.0.1:\(port)", "-H",
