@@ -92,7 +92,7 @@ extension ConfigBuilder {
             return nil
         }
         if let env {
-            guard !env.isEmpty, env.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            guard Self.isEnvironmentName(env) else {
                 t.issue(
                     "client_secret_env",
                     "must be the name of an environment variable (letters, digits, underscores), not a secret")

@@ -72,6 +72,7 @@ extension ConfigBuilder {
         return name
     }
 
+    /// Whether `name` can be an `*_env` key's value: letters, digits and underscores.
     static func isEnvironmentName(_ name: String) -> Bool {
         !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
     }

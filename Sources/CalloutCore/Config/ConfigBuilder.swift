@@ -164,7 +164,7 @@ struct ConfigBuilder {
         let key = t.requiredString("private_key_file")
         let cert = t.string("certificate_file")
         let env = t.string("private_key_passphrase_env")
-        if let env, env.isEmpty || !env.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+        if let env, !Self.isEnvironmentName(env) {
             t.issue("private_key_passphrase_env", "must be an environment variable name (letters, digits, underscores)")
         }
         t.rejectUnknownKeys()

@@ -111,7 +111,7 @@ public final class SharedTokens: Sendable {
     ) async throws -> TokenResponse {
         guard shouldUseStore() else { return try await local() }
         let keyDigest = key.storeDigest
-        let giveUpAt = clock() + Double(settings.leaseSeconds) + settings.timeout.seconds
+        let giveUpAt = clock() + Double(settings.leaseSeconds) + settings.timeout / .seconds(1)
         var pause = settings.pollInterval.first
         var waited = false
         var unclaimed = 0
@@ -310,12 +310,5 @@ public final class SharedTokens: Sendable {
     public static func describe(_ error: any Error) -> String {
         let text = String(describing: error)
         return String(text.prefix(300))
-    }
-}
-
-extension Duration {
-    fileprivate var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
     }
 }

@@ -29,12 +29,12 @@ public struct TokenStoreKeys: Sendable {
     /// A key as it is given in its environment variable: 32 bytes in base64 (standard or URL-safe
     /// alphabet, padding optional, surrounding white space ignored).
     public static func decode(base64 text: String) throws(TokenStoreKeyError) -> [UInt8] {
-        var cleaned = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            .replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while cleaned.count % 4 != 0 { cleaned += "=" }
-        guard let data = Data(base64Encoded: cleaned) else { throw .notBase64 }
-        guard data.count == 32 else { throw .wrongLength(data.count) }
-        return Array(data)
+        var unpadded = Substring(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        while unpadded.hasSuffix("=") { unpadded.removeLast() }
+        let urlSafe = unpadded.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        guard let bytes = Base64URL.decode(urlSafe) else { throw .notBase64 }
+        guard bytes.count == 32 else { throw .wrongLength(bytes.count) }
+        return bytes
     }
 
     private static func key(_ raw: [UInt8]) throws(TokenStoreKeyError) -> Key {
