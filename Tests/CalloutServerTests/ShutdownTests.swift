@@ -48,7 +48,7 @@ import Testing
         }
     }
 
-    /// A callout whose upstream answers after a second is in flight when shutdown begins: it finishes.
+    /// A callout whose upstream answers after five seconds is in flight when shutdown begins: it finishes.
     static func inFlightCalloutFinishes(service: CalloutProxyService, env: LocalEnvironment) async throws {
         // A client of its own: the shared one may hold a connection to a port an earlier test's
         // proxy used, which this proxy now has.
@@ -70,7 +70,9 @@ import Testing
         warm.headers.add(name: "X-Callout-Permission-Sets", value: "Readers")
         _ = try await client.execute(warm, timeout: .seconds(10)).body.collect(upTo: 1 << 20)
 
-        env.upstream.setBehavior(.slowHeaders(seconds: 1.0))
+        // Slow enough that the readiness probes below come while the drain waits for it, even on
+        // a busy machine (the admin listener closes once the drain is over).
+        env.upstream.setBehavior(.slowHeaders(seconds: 5.0))
         let before = env.upstream.requestCount
         let inFlight = Task {
             var request = HTTPClientRequest(url: service.proxyURL + "/callout:Acme/slow")
