@@ -92,7 +92,8 @@ public final class TokenService: TokenSource {
         IssuedToken(
             accessToken: token.value, tokenType: token.tokenType, tokenID: token.id, fetched: fetched,
             expiresIn: Int(token.lifetime), cacheKey: key, scope: key.scope,
-            refreshGuardedUntil: cache.refreshGuardRemaining(token).map { .now + .seconds($0) })
+            refreshGuardedUntil: cache.refreshGuardRemaining(token).map { .now + .seconds($0) },
+            authorization: token.authorizationHeaderValue)
     }
 
     public func invalidate(_ token: IssuedToken, for demand: TokenDemand) async {

@@ -1,60 +1,185 @@
 import CalloutCore
 
 /// What the data plane asks for: a token for this principal of this credential, for this caller.
+///
+/// A value with copy-on-write storage: a callout hands its demand around (plan, cache lookup,
+/// refresh) and each copy costs one reference count, not a copy of every configured string.
 public struct TokenDemand: Sendable {
-    public var credential: ExternalCredentialConfig
-    public var principal: PrincipalConfig
-    public var identity: CallerIdentity
-    public var namedCredential: NamedCredentialConfig?
+    private final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+        var credential: ExternalCredentialConfig
+        var principal: PrincipalConfig
+        var identity: CallerIdentity
+        var namedCredential: NamedCredentialConfig?
+        var cacheKey: TokenCacheKey?
+
+        init(
+            credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
+            namedCredential: NamedCredentialConfig?, cacheKey: TokenCacheKey?
+        ) {
+            self.credential = credential
+            self.principal = principal
+            self.identity = identity
+            self.namedCredential = namedCredential
+            self.cacheKey = cacheKey
+        }
+
+        func copy() -> Storage {
+            Storage(
+                credential: credential, principal: principal, identity: identity, namedCredential: namedCredential,
+                cacheKey: cacheKey)
+        }
+    }
+    private var storage: Storage
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    public var credential: ExternalCredentialConfig {
+        _read { yield storage.credential }
+        set { unique().credential = newValue }
+    }
+    public var principal: PrincipalConfig {
+        _read { yield storage.principal }
+        set { unique().principal = newValue }
+    }
+    public var identity: CallerIdentity {
+        _read { yield storage.identity }
+        set { unique().identity = newValue }
+    }
+    public var namedCredential: NamedCredentialConfig? {
+        _read { yield storage.namedCredential }
+        set { unique().namedCredential = newValue }
+    }
     /// The cache key, when it was made beforehand: for a credential whose scope, claims and
     /// header are constants it is the same for every caller
     /// (``TokenPreparation/constantCacheKey(credential:principal:)``), so the data plane makes it
     /// once per configuration. `nil`: the source works it out.
-    public var cacheKey: TokenCacheKey?
+    public var cacheKey: TokenCacheKey? {
+        _read { yield storage.cacheKey }
+        set { unique().cacheKey = newValue }
+    }
 
     public init(
         credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
         namedCredential: NamedCredentialConfig?, cacheKey: TokenCacheKey? = nil
     ) {
-        self.credential = credential
-        self.principal = principal
-        self.identity = identity
-        self.namedCredential = namedCredential
-        self.cacheKey = cacheKey
+        storage = Storage(
+            credential: credential, principal: principal, identity: identity, namedCredential: namedCredential,
+            cacheKey: cacheKey)
     }
 }
 
 /// A token ready to inject. Its description never shows the token.
+///
+/// A value with copy-on-write storage: it is read on every callout (from the cache, into the
+/// exchange, into the request head), and a copy costs one reference count. The `Authorization`
+/// value is made once per token, not once per callout.
 public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
-    public var accessToken: String
+    private final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+        var accessToken: String
+        var tokenType: String
+        var tokenID: UInt64
+        var fetched: Bool
+        var expiresIn: Int
+        var cacheKey: TokenCacheKey?
+        var scope: String?
+        var refreshGuardedUntil: ContinuousClock.Instant?
+        /// `<type> <token>`, remade when either part is set.
+        var authorization: String
+
+        init(
+            accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int,
+            cacheKey: TokenCacheKey?, scope: String?, refreshGuardedUntil: ContinuousClock.Instant?,
+            authorization: String? = nil
+        ) {
+            self.accessToken = accessToken
+            self.tokenType = tokenType
+            self.tokenID = tokenID
+            self.fetched = fetched
+            self.expiresIn = expiresIn
+            self.cacheKey = cacheKey
+            self.scope = scope
+            self.refreshGuardedUntil = refreshGuardedUntil
+            self.authorization = authorization ?? "\(tokenType) \(accessToken)"
+        }
+
+        func copy() -> Storage {
+            Storage(
+                accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched,
+                expiresIn: expiresIn, cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil,
+                authorization: authorization)
+        }
+    }
+    private var storage: Storage
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    public var accessToken: String {
+        _read { yield storage.accessToken }
+        set {
+            let s = unique()
+            s.accessToken = newValue
+            s.authorization = "\(s.tokenType) \(newValue)"
+        }
+    }
     /// As the identity provider gave it (`Bearer` normalised).
-    public var tokenType: String
+    public var tokenType: String {
+        _read { yield storage.tokenType }
+        set {
+            let s = unique()
+            s.tokenType = newValue
+            s.authorization = "\(newValue) \(s.accessToken)"
+        }
+    }
     /// Identifies this token in the cache, for compare-and-invalidate after a refresh status.
-    public var tokenID: UInt64
+    public var tokenID: UInt64 {
+        get { storage.tokenID }
+        set { unique().tokenID = newValue }
+    }
     /// False when it came from the cache.
-    public var fetched: Bool
+    public var fetched: Bool {
+        get { storage.fetched }
+        set { unique().fetched = newValue }
+    }
     /// Seconds until the cache stops serving it.
-    public var expiresIn: Int
+    public var expiresIn: Int {
+        get { storage.expiresIn }
+        set { unique().expiresIn = newValue }
+    }
     /// The cache entry it came from, so an invalidation need not evaluate the formulas again.
-    public var cacheKey: TokenCacheKey?
+    public var cacheKey: TokenCacheKey? {
+        _read { yield storage.cacheKey }
+        set { unique().cacheKey = newValue }
+    }
     /// The evaluated scope it was requested with (what `$Credential.<Name>.Scope` reads).
-    public var scope: String?
+    public var scope: String? {
+        _read { yield storage.scope }
+        set { unique().scope = newValue }
+    }
     /// Until this instant a refresh status on this token goes back to the caller without another
     /// fetch (the refresh storm guard, `min_token_refresh_interval_seconds`); `nil`: never.
-    public var refreshGuardedUntil: ContinuousClock.Instant?
+    public var refreshGuardedUntil: ContinuousClock.Instant? {
+        get { storage.refreshGuardedUntil }
+        set { unique().refreshGuardedUntil = newValue }
+    }
 
+    /// `authorization`: the `Authorization` value when it was already made
+    /// (``AccessToken/authorizationHeaderValue``); it must be `"<tokenType> <accessToken>"`.
     public init(
         accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int,
-        cacheKey: TokenCacheKey? = nil, scope: String? = nil, refreshGuardedUntil: ContinuousClock.Instant? = nil
+        cacheKey: TokenCacheKey? = nil, scope: String? = nil, refreshGuardedUntil: ContinuousClock.Instant? = nil,
+        authorization: String? = nil
     ) {
-        self.cacheKey = cacheKey
-        self.scope = scope
-        self.refreshGuardedUntil = refreshGuardedUntil
-        self.accessToken = accessToken
-        self.tokenType = tokenType
-        self.tokenID = tokenID
-        self.fetched = fetched
-        self.expiresIn = expiresIn
+        storage = Storage(
+            accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched, expiresIn: expiresIn,
+            cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil, authorization: authorization)
     }
 
     /// Whether a refresh status on this token must go back to the caller without a refresh.
@@ -63,7 +188,7 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
     }
 
     /// `<type> <token>`, the `Authorization` value.
-    public var authorizationValue: String { "\(tokenType) \(accessToken)" }
+    public var authorizationValue: String { storage.authorization }
 
     public var description: String {
         "IssuedToken(type: \(tokenType), id: \(tokenID), expires in \(expiresIn) s, <redacted>)"

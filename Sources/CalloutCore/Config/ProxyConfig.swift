@@ -5,19 +5,90 @@ import Foundation
 /// Built by ``ConfigLoader``; every value here has passed validation, so the server can use it
 /// without re-checking.
 public struct ProxyConfig: Sendable {
-    public var proxy: ProxySettings
-    public var callers: [CallerConfig]
-    public var certificates: [CertificateConfig]
-    public var externalCredentials: [ExternalCredentialConfig]
-    public var namedCredentials: [NamedCredentialConfig]
+    /// Copy-on-write storage: a configuration is handed around whole (snapshots, routing, the
+    /// token service), and a copy costs one reference count, not a retain of every string in it.
+    private final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+        var proxy: ProxySettings
+        var callers: [CallerConfig]
+        var certificates: [CertificateConfig]
+        var externalCredentials: [ExternalCredentialConfig]
+        var namedCredentials: [NamedCredentialConfig]
+        var tokenStore: TokenStoreConfig? = nil
+        var sourceFile: String
+        var sourceLines: [String: Int] = [:]
+        var warnings: [ConfigIssue] = []
+
+        init(
+            proxy: ProxySettings, callers: [CallerConfig], certificates: [CertificateConfig],
+            externalCredentials: [ExternalCredentialConfig], namedCredentials: [NamedCredentialConfig],
+            sourceFile: String
+        ) {
+            self.proxy = proxy
+            self.callers = callers
+            self.certificates = certificates
+            self.externalCredentials = externalCredentials
+            self.namedCredentials = namedCredentials
+            self.sourceFile = sourceFile
+        }
+
+        func copy() -> Storage {
+            let copy = Storage(
+                proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
+                namedCredentials: namedCredentials, sourceFile: sourceFile)
+            copy.tokenStore = tokenStore
+            copy.sourceLines = sourceLines
+            copy.warnings = warnings
+            return copy
+        }
+    }
+    private var storage: Storage
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    public var proxy: ProxySettings {
+        _read { yield storage.proxy }
+        _modify { yield &unique().proxy }
+    }
+    public var callers: [CallerConfig] {
+        _read { yield storage.callers }
+        _modify { yield &unique().callers }
+    }
+    public var certificates: [CertificateConfig] {
+        _read { yield storage.certificates }
+        _modify { yield &unique().certificates }
+    }
+    public var externalCredentials: [ExternalCredentialConfig] {
+        _read { yield storage.externalCredentials }
+        _modify { yield &unique().externalCredentials }
+    }
+    public var namedCredentials: [NamedCredentialConfig] {
+        _read { yield storage.namedCredentials }
+        _modify { yield &unique().namedCredentials }
+    }
     /// `[token_store]`: tokens shared by replicas through PostgreSQL; `nil`: this process only.
-    public var tokenStore: TokenStoreConfig? = nil
+    public var tokenStore: TokenStoreConfig? {
+        _read { yield storage.tokenStore }
+        _modify { yield &unique().tokenStore }
+    }
     /// The file this configuration was read from ("<memory>" for text loaded directly).
-    public var sourceFile: String
+    public var sourceFile: String {
+        _read { yield storage.sourceFile }
+        _modify { yield &unique().sourceFile }
+    }
     /// Key path -> line, for problems found after loading (key files, reload diagnostics).
-    var sourceLines: [String: Int] = [:]
+    var sourceLines: [String: Int] {
+        _read { yield storage.sourceLines }
+        _modify { yield &unique().sourceLines }
+    }
     /// Findings that did not stop loading (e.g. a listed 401), for `check` and the server log.
-    public var warnings: [ConfigIssue] = []
+    public var warnings: [ConfigIssue] {
+        _read { yield storage.warnings }
+        _modify { yield &unique().warnings }
+    }
 
     public init(
         proxy: ProxySettings = ProxySettings(),
@@ -27,12 +98,9 @@ public struct ProxyConfig: Sendable {
         namedCredentials: [NamedCredentialConfig] = [],
         sourceFile: String = "<memory>"
     ) {
-        self.proxy = proxy
-        self.callers = callers
-        self.certificates = certificates
-        self.externalCredentials = externalCredentials
-        self.namedCredentials = namedCredentials
-        self.sourceFile = sourceFile
+        storage = Storage(
+            proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
+            namedCredentials: namedCredentials, sourceFile: sourceFile)
     }
 
     /// A problem with the value at `keyPath`, located in the file when the key is known.

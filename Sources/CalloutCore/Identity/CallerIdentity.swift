@@ -41,8 +41,9 @@ public enum IdentityLimits {
     public static let maxValueLength = 1024
 }
 
-/// Decides whose identity headers to believe and builds the ``CallerIdentity``.
-public struct IdentityResolver: Sendable {
+/// Decides whose identity headers to believe and builds the ``CallerIdentity``. A class: every
+/// callout reads it through its configuration snapshot without copying the settings.
+public final class IdentityResolver: Sendable {
     public let settings: ProxySettings
     public let callers: [CallerConfig]
 
@@ -87,7 +88,8 @@ public struct IdentityResolver: Sendable {
         Void, IdentityFailure
     > {
         let prefix = settings.userHeaderPrefix
-        let configuredFields = Set(identity.user.keys)
+        // Fields a `[[caller]]` configured win over headers; most callers configure none.
+        let configuredFields: Set<String> = identity.user.isEmpty ? [] : Set(identity.user.keys)
         for (name, value) in headers {
             if name.caseInsensitiveEquals(settings.permissionSetsHeader) {
                 for item in value.split(separator: ",") {

@@ -5,24 +5,31 @@ struct MetricsObserver: CalloutObserver {
     let metrics: ProxyMetrics
     let configuration: RuntimeConfiguration
 
+    /// The configured spelling of `alias`, or `unknown`. Only the list of named credentials is
+    /// read from the snapshot: a copy of the whole configuration would retain every string in it.
+    private func label(_ alias: String?) -> String {
+        let snapshot = configuration.current
+        return ProxyMetrics.namedCredentialLabel(alias, in: snapshot.config.namedCredentials)
+    }
+
     func calloutFinished(_ record: CalloutLogRecord, duration: Duration) {
-        let label = ProxyMetrics.namedCredentialLabel(record.alias, in: configuration.current.config)
+        let label = label(record.alias)
         metrics.calloutFinished(
             namedCredential: label, status: record.status, retried: record.retried, duration: duration)
     }
 
     func upstreamResponded(namedCredential: String, duration: Duration) {
-        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        let label = label(namedCredential)
         metrics.upstreamResponded(namedCredential: label, duration: duration)
     }
 
     func refreshNotReplayed(namedCredential: String) {
-        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        let label = label(namedCredential)
         metrics.refreshNotReplayed(namedCredential: label)
     }
 
     func refreshGuarded(namedCredential: String) {
-        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        let label = label(namedCredential)
         metrics.refreshGuarded(namedCredential: label)
     }
 
@@ -31,7 +38,7 @@ struct MetricsObserver: CalloutObserver {
     func connectionSetupFailed(kind: String) { metrics.connectionSetupFailed(kind: kind) }
 
     func upstreamDesync(namedCredential: String, reason: String) {
-        let label = ProxyMetrics.namedCredentialLabel(namedCredential, in: configuration.current.config)
+        let label = label(namedCredential)
         metrics.upstreamDesync(namedCredential: label, reason: reason)
     }
 }

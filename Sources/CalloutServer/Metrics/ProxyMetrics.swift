@@ -322,11 +322,11 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// The configured spelling of a named credential, or `unknown`.
-    static func namedCredentialLabel(_ alias: String?, in config: ProxyConfig) -> String {
+    static func namedCredentialLabel(_ alias: String?, in namedCredentials: [NamedCredentialConfig]) -> String {
         // The name alone: the credential itself is not copied out.
-        guard let alias, let i = config.namedCredentials.firstIndex(where: { $0.name.caseInsensitiveEquals(alias) })
+        guard let alias, let i = namedCredentials.firstIndex(where: { $0.name.caseInsensitiveEquals(alias) })
         else { return "unknown" }
-        return config.namedCredentials[i].name
+        return namedCredentials[i].name
     }
 
     /// The configured spelling of an external credential, or `unknown`.

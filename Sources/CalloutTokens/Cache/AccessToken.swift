@@ -19,6 +19,9 @@ public struct AccessToken: Sendable, Equatable {
     public let replacesRefused: Bool
     /// Fetched here, or read from the shared token store.
     public let origin: TokenOrigin
+    /// `"<type> <value>"`, the `Authorization` header value, made once per token rather than
+    /// once per callout.
+    public let authorizationHeaderValue: String
 
     public init(
         value: String,
@@ -38,12 +41,11 @@ public struct AccessToken: Sendable, Equatable {
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
         self.id = id
+        self.authorizationHeaderValue = "\(tokenType) \(value)"
     }
 
     public var lifetime: Double { expiresAt - issuedAt }
 
-    /// `"<type> <value>"`, the `Authorization` header value.
-    public var authorizationHeaderValue: String { "\(tokenType) \(value)" }
 }
 
 extension AccessToken: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
