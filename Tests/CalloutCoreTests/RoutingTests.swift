@@ -75,6 +75,37 @@ import Testing
     func encodedSeparatorsAreRefused(_ path: String) {
         #expect(URLJoin.join(base: "https://api.example/v2", path: path, query: nil) == .failure(.ambiguousPath))
     }
+
+    @Test(arguments: [
+        "", "/", "/items", "/a/b/", "/a.b/c", "/v1.2/x;y=1", "/a-b_c~d", "//x", "/./x", "/x/.", "/x/..", "/.hidden",
+        "/a%2Fb", "/a\\b", "/a\u{0}b", "/caf\u{E9}", "/\u{301}x", "items", "/a//", "/a/;", "/.;",
+    ])
+    func plainPathsAreThoseTheGeneralJoinKeeps(_ path: String) {
+        // Where the shortcut applies it must agree with the general join; elsewhere it must not apply
+        // to anything the general join changes.
+        for base in ["https://api.example/v2", "https://api.example/v2/", "https://api.example"] {
+            #expect(
+                URLJoin.join(base: base, path: path, query: "q")
+                    == URLJoin.resolvingJoin(base: base, path: path, query: "q"))
+        }
+    }
+
+    @Test func shortcutAgreesWithTheGeneralJoinOnGeneratedPaths() {
+        // A fixed seed: the same 20,000 paths each run, built from the bytes every rule looks at.
+        var random = SeededGenerator(seed: 0x5EED)
+        let pieces = [
+            "/", "a", "b", ".", "..", ";", "%", "2e", "2f", "%2e", "\\", "\u{0}", "\u{E9}", "~", "-", "=", "?",
+        ]
+        for _ in 0..<20_000 {
+            var path = random.next() % 4 == 0 ? "" : "/"
+            for _ in 0..<Int(random.next() % 8) { path += pieces[Int(random.next() % UInt64(pieces.count))] }
+            let base = random.next() % 2 == 0 ? "https://api.example/v2" : "https://api.example/v2/"
+            #expect(
+                URLJoin.join(base: base, path: path, query: nil)
+                    == URLJoin.resolvingJoin(base: base, path: path, query: nil),
+                "path \(path.debugDescription)")
+        }
+    }
 }
 
 func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8))) }

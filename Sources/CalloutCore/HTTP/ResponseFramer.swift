@@ -102,6 +102,8 @@ public struct ResponseFramer: Sendable, Equatable {
 
     private static let cr = UInt8(ascii: "\r")
     private static let lf = UInt8(ascii: "\n")
+    private static let space = UInt8(ascii: " ")
+    private static let tab = UInt8(ascii: "\t")
 
     /// Reads head lines from `start`; returns where it stopped (the end of the bytes, or the
     /// first byte after the head).
@@ -261,14 +263,7 @@ public struct ResponseFramer: Sendable, Equatable {
     /// Records a `Content-Length` or `Transfer-Encoding` field; false for a malformed length.
     private mutating func readField(_ line: UnsafeRawBufferPointer) -> Bool {
         if Self.isField(line, "content-length") {
-            let value = String(decoding: line[("content-length".utf8.count + 1)...], as: UTF8.self)
-            for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let part = Self.trimmed(part)
-                guard !part.isEmpty, part.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = UInt64(part) else {
-                    return false
-                }
-                lengths.append(n)
-            }
+            return readContentLength(line, from: "content-length".utf8.count + 1)
         } else if Self.isField(line, "transfer-encoding") {
             let value = Self.trimmed(
                 Substring(String(decoding: line[("transfer-encoding".utf8.count + 1)...], as: UTF8.self)))
@@ -276,6 +271,33 @@ public struct ResponseFramer: Sendable, Equatable {
         }
         // Any other field, or a continuation line (obsolete folding): the decoder decides.
         return true
+    }
+
+    /// A `Content-Length` value read on its bytes: one or more lengths separated by commas, each
+    /// digits only between optional spaces and tabs; an empty part, any other byte or a length
+    /// past `UInt64` makes the field invalid.
+    private mutating func readContentLength(_ line: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        var i = start
+        let end = line.count
+        while true {
+            while i < end, line[i] == Self.space || line[i] == Self.tab { i += 1 }
+            var n: UInt64 = 0
+            var digits = 0
+            while i < end, line[i] >= 48, line[i] <= 57 {
+                let (times10, o1) = n.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(UInt64(line[i] - 48))
+                if o1 || o2 { return false }
+                n = sum
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return false }
+            while i < end, line[i] == Self.space || line[i] == Self.tab { i += 1 }
+            lengths.append(n)
+            if i == end { return true }
+            guard line[i] == UInt8(ascii: ",") else { return false }
+            i += 1
+        }
     }
 
     /// Without leading and trailing spaces and tabs (RFC 9110 optional white space).

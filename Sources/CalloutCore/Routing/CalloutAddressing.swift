@@ -55,13 +55,13 @@ public enum CalloutAddressing {
                     alias: alias, path: path.hasPrefix("/") || path.isEmpty ? path : "/" + path, query: query))
         }
         let (path, query) = splitQuery(Substring(target))
-        // 2. Path form.
-        for prefix in ["/callout:", "/callout%3A", "/callout%3a"] where path.hasPrefix(prefix) {
-            let afterPrefix = path.dropFirst(prefix.count)
-            let aliasEnd = afterPrefix.firstIndex(of: "/") ?? afterPrefix.endIndex
-            let alias = String(afterPrefix[..<aliasEnd])
+        // 2. Path form. The target is printable ASCII (checked above), so it is read on its bytes.
+        for prefix in pathFormPrefixes where path.utf8.starts(with: prefix.utf8) {
+            let afterPrefix = path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)
+            let aliasEnd = path.utf8[afterPrefix...].firstIndex(of: UInt8(ascii: "/")) ?? path.endIndex
+            let alias = String(path[afterPrefix..<aliasEnd])
             guard !alias.isEmpty else { return .failure(.noAlias) }
-            return .success(CalloutAddress(alias: alias, path: String(afterPrefix[aliasEnd...]), query: query))
+            return .success(CalloutAddress(alias: alias, path: String(path[aliasEnd...]), query: query))
         }
         // 3. Host form.
         guard let host, let alias = aliasFromAuthority(Substring(host)) else { return .failure(.noAlias) }
@@ -81,8 +81,10 @@ public enum CalloutAddressing {
         return String(host)
     }
 
+    private static let pathFormPrefixes = ["/callout:", "/callout%3A", "/callout%3a"]
+
     private static func splitQuery(_ s: Substring) -> (String, String?) {
-        guard let q = s.firstIndex(of: "?") else { return (String(s), nil) }
-        return (String(s[..<q]), String(s[s.index(after: q)...]))
+        guard let q = s.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (String(s), nil) }
+        return (String(s[..<q]), String(s[s.utf8.index(after: q)...]))
     }
 }

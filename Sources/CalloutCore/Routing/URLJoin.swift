@@ -11,6 +11,23 @@ public enum URLJoin {
     /// `base` is the named credential URL (`https://api.example/v2`), `path` starts with `/` or is
     /// empty, `query` has no `?`. The result has exactly one `/` between base path and request path.
     public static func join(base: String, path: String, query: String?) -> Result<String, Failure> {
+        if isPlain(path) {
+            // Nothing to decode, drop or resolve: the path is kept as it came.
+            var out = base
+            while out.utf8.last == UInt8(ascii: "/") { out.removeLast() }
+            out += path
+            if let query {
+                out += "?"
+                out += query
+            }
+            return .success(out)
+        }
+        return resolvingJoin(base: base, path: path, query: query)
+    }
+
+    /// The general join: decodes, drops and resolves segments. ``join(base:path:query:)`` gives
+    /// the same result for every path (tests hold them equal) and skips this work for plain paths.
+    static func resolvingJoin(base: String, path: String, query: String?) -> Result<String, Failure> {
         var trimmedBase = Substring(base)
         while trimmedBase.hasSuffix("/") { trimmedBase = trimmedBase.dropLast() }
         var segments: [Substring] = []
@@ -41,6 +58,27 @@ public enum URLJoin {
         }
         if let query { out += "?" + query }
         return .success(out)
+    }
+
+    /// A path that the general join would return unchanged: empty, or `/` followed by segments
+    /// of ASCII with no `%` (nothing to decode), no `\\` or NUL, no empty segment (`//`) and none
+    /// that starts with `.` (no dot segment, with or without `;` parameters). Anything else takes
+    /// the general path; this only saves its work on the common case.
+    static func isPlain(_ path: String) -> Bool {
+        var utf8 = path.utf8.makeIterator()
+        guard let first = utf8.next() else { return true }
+        guard first == UInt8(ascii: "/") else { return false }
+        var previous = first
+        while let b = utf8.next() {
+            switch b {
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), 0, 0x80...: return false
+            case UInt8(ascii: "/") where previous == UInt8(ascii: "/"): return false
+            case UInt8(ascii: ".") where previous == UInt8(ascii: "/"): return false
+            default: break
+            }
+            previous = b
+        }
+        return true
     }
 
     /// Percent-decodes until stable (at most three rounds), so `%252e%252e` is seen as `..`.
