@@ -258,13 +258,15 @@ final class CalloutHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let end = machine.responseEnded(
             keepAlive: keepAlive, draining: services.connections.isDraining, now: now)
         ensureTimer()
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         switch end {
         case .stay:
+            // No promise: a kept connection waits for nothing, and a future per response costs.
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             guard context.channel.isActive else { return }
             drainQueue()
             resumeReading()
         case .close(let linger):
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             LingeringClose.close(context.channel, after: written, limits: linger ? lingering : nil)
         }
     }
