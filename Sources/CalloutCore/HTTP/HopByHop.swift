@@ -39,6 +39,8 @@ public enum HopByHop {
     /// What one `Connection` header value adds to ``connectionListed(in:)``; not generic, so a
     /// caller holding another header type pays no generic dispatch.
     public static func appendConnectionListed(_ value: String, to listed: inout [String]) {
+        // The common values list nothing: no split, no trimming.
+        if value.caseInsensitiveEquals("keep-alive") || value.caseInsensitiveEquals("close") { return }
         for token in value.split(separator: ",") {
             let token = token.trimming(" \t")
             if token.isEmpty || contains(token) || token.caseInsensitiveEquals("close") { continue }
