@@ -220,6 +220,7 @@ let package = Package(
             name: "CalloutServerTests",
             dependencies: [
                 "CalloutCore", "CalloutTokens", "CalloutServer", "CalloutDevTools", "CalloutTokenStore",
+                "CalloutTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

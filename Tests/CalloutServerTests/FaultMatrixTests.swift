@@ -1,5 +1,6 @@
 import CalloutCore
 import CalloutDevTools
+import CalloutTestSupport
 import Foundation
 import NIOCore
 import Testing
@@ -53,7 +54,10 @@ import Testing
     static func withFaultHarness(
         headerReadTimeout: Int = 15, proxySettings: String = "", _ body: (ProxyHarness) async throws -> Void
     ) async throws {
-        let closed = try await closedLoopbackPort()
+        // Refuses connections until the test ends; no parallel test can take the port meanwhile.
+        let refusing = try RefusingPort()
+        defer { withExtendedLifetime(refusing) {} }
+        let closed = refusing.port
         try await ProxyHarness.with(
             config: {
                 faultConfig($0, closedPort: closed, headerReadTimeout: headerReadTimeout, proxySettings: proxySettings)
@@ -141,7 +145,10 @@ import Testing
     }
 
     @Test func identityProviderWithUntrustedCertificate() async throws {
-        let closed = try await closedLoopbackPort()
+        // Refuses connections until the test ends; no parallel test can take the port meanwhile.
+        let refusing = try RefusingPort()
+        defer { withExtendedLifetime(refusing) {} }
+        let closed = refusing.port
         try await ProxyHarness.with(config: { env in
             // Without ca_file the development CA is not trusted: the TLS handshake fails.
             Self.faultConfig(env, closedPort: closed).split(separator: "\n", omittingEmptySubsequences: false)

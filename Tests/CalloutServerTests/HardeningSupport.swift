@@ -123,7 +123,8 @@ func poll(timeout: Duration, _ condition: @Sendable () async -> Bool) async -> B
     return await condition()
 }
 
-/// A loopback port with nothing listening on it (bound, then closed).
+/// A loopback port that was free a moment ago (bound, then closed), for a server a test starts on
+/// it. A test that needs a port to stay refusing uses `RefusingPort`.
 func closedLoopbackPort() async throws -> Int {
     let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .bind(host: "127.0.0.1", port: 0).get()

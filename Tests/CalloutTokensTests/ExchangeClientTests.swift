@@ -83,10 +83,8 @@ import Testing
     }
 
     @Test func connectionRefusedIsUnreachable() async throws {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(channel.localAddress?.port)
-        try await channel.close()
+        let refusing = try RefusingPort()
+        let port = refusing.port
         let httpClient = HTTPClient(
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2))))
@@ -105,6 +103,7 @@ import Testing
             #expect(error.httpStatus == 502)
         }
         try await httpClient.shutdown()
+        withExtendedLifetime(refusing) {}
     }
 
     @Test func plainHTTPToNonLoopbackIsRefused() async throws {
