@@ -5,15 +5,16 @@ import CalloutCore
 /// A value with copy-on-write storage: a callout hands its demand around (plan, cache lookup,
 /// refresh) and each copy costs one reference count, not a copy of every configured string.
 public struct TokenDemand: Sendable {
-    private final class Storage: @unchecked Sendable {
+    @usableFromInline
+    final class Storage: @unchecked Sendable {
         // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
-        var credential: ExternalCredentialConfig
-        var principal: PrincipalConfig
-        var identity: CallerIdentity
-        var namedCredential: NamedCredentialConfig?
-        var cacheKey: TokenCacheKey?
+        @usableFromInline var credential: ExternalCredentialConfig
+        @usableFromInline var principal: PrincipalConfig
+        @usableFromInline var identity: CallerIdentity
+        @usableFromInline var namedCredential: NamedCredentialConfig?
+        @usableFromInline var cacheKey: TokenCacheKey?
 
-        init(
+        @usableFromInline init(
             credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
             namedCredential: NamedCredentialConfig?, cacheKey: TokenCacheKey?
         ) {
@@ -24,31 +25,37 @@ public struct TokenDemand: Sendable {
             self.cacheKey = cacheKey
         }
 
-        func copy() -> Storage {
+        @usableFromInline func copy() -> Storage {
             Storage(
                 credential: credential, principal: principal, identity: identity, namedCredential: namedCredential,
                 cacheKey: cacheKey)
         }
     }
-    private var storage: Storage
+    @usableFromInline
+    var storage: Storage
 
-    private mutating func unique() -> Storage {
+    @inlinable
+    mutating func unique() -> Storage {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         return storage
     }
 
+    @inlinable
     public var credential: ExternalCredentialConfig {
         _read { yield storage.credential }
         set { unique().credential = newValue }
     }
+    @inlinable
     public var principal: PrincipalConfig {
         _read { yield storage.principal }
         set { unique().principal = newValue }
     }
+    @inlinable
     public var identity: CallerIdentity {
         _read { yield storage.identity }
         set { unique().identity = newValue }
     }
+    @inlinable
     public var namedCredential: NamedCredentialConfig? {
         _read { yield storage.namedCredential }
         set { unique().namedCredential = newValue }
@@ -57,6 +64,7 @@ public struct TokenDemand: Sendable {
     /// header are constants it is the same for every caller
     /// (``TokenPreparation/constantCacheKey(credential:principal:)``), so the data plane makes it
     /// once per configuration. `nil`: the source works it out.
+    @inlinable
     public var cacheKey: TokenCacheKey? {
         _read { yield storage.cacheKey }
         set { unique().cacheKey = newValue }
@@ -78,20 +86,21 @@ public struct TokenDemand: Sendable {
 /// exchange, into the request head), and a copy costs one reference count. The `Authorization`
 /// value is made once per token, not once per callout.
 public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
-    private final class Storage: @unchecked Sendable {
+    @usableFromInline
+    final class Storage: @unchecked Sendable {
         // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
-        var accessToken: String
-        var tokenType: String
-        var tokenID: UInt64
-        var fetched: Bool
-        var expiresIn: Int
-        var cacheKey: TokenCacheKey?
-        var scope: String?
-        var refreshGuardedUntil: ContinuousClock.Instant?
+        @usableFromInline var accessToken: String
+        @usableFromInline var tokenType: String
+        @usableFromInline var tokenID: UInt64
+        @usableFromInline var fetched: Bool
+        @usableFromInline var expiresIn: Int
+        @usableFromInline var cacheKey: TokenCacheKey?
+        @usableFromInline var scope: String?
+        @usableFromInline var refreshGuardedUntil: ContinuousClock.Instant?
         /// `<type> <token>`, remade when either part is set.
-        var authorization: String
+        @usableFromInline var authorization: String
 
-        init(
+        @usableFromInline init(
             accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int,
             cacheKey: TokenCacheKey?, scope: String?, refreshGuardedUntil: ContinuousClock.Instant?,
             authorization: String? = nil
@@ -107,20 +116,23 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
             self.authorization = authorization ?? "\(tokenType) \(accessToken)"
         }
 
-        func copy() -> Storage {
+        @usableFromInline func copy() -> Storage {
             Storage(
                 accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched,
                 expiresIn: expiresIn, cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil,
                 authorization: authorization)
         }
     }
-    private var storage: Storage
+    @usableFromInline
+    var storage: Storage
 
-    private mutating func unique() -> Storage {
+    @inlinable
+    mutating func unique() -> Storage {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         return storage
     }
 
+    @inlinable
     public var accessToken: String {
         _read { yield storage.accessToken }
         set {
@@ -130,6 +142,7 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         }
     }
     /// As the identity provider gave it (`Bearer` normalised).
+    @inlinable
     public var tokenType: String {
         _read { yield storage.tokenType }
         set {
@@ -139,32 +152,38 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         }
     }
     /// Identifies this token in the cache, for compare-and-invalidate after a refresh status.
+    @inlinable
     public var tokenID: UInt64 {
         get { storage.tokenID }
         set { unique().tokenID = newValue }
     }
     /// False when it came from the cache.
+    @inlinable
     public var fetched: Bool {
         get { storage.fetched }
         set { unique().fetched = newValue }
     }
     /// Seconds until the cache stops serving it.
+    @inlinable
     public var expiresIn: Int {
         get { storage.expiresIn }
         set { unique().expiresIn = newValue }
     }
     /// The cache entry it came from, so an invalidation need not evaluate the formulas again.
+    @inlinable
     public var cacheKey: TokenCacheKey? {
         _read { yield storage.cacheKey }
         set { unique().cacheKey = newValue }
     }
     /// The evaluated scope it was requested with (what `$Credential.<Name>.Scope` reads).
+    @inlinable
     public var scope: String? {
         _read { yield storage.scope }
         set { unique().scope = newValue }
     }
     /// Until this instant a refresh status on this token goes back to the caller without another
     /// fetch (the refresh storm guard, `min_token_refresh_interval_seconds`); `nil`: never.
+    @inlinable
     public var refreshGuardedUntil: ContinuousClock.Instant? {
         get { storage.refreshGuardedUntil }
         set { unique().refreshGuardedUntil = newValue }

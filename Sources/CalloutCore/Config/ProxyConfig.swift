@@ -7,19 +7,20 @@ import Foundation
 public struct ProxyConfig: Sendable {
     /// Copy-on-write storage: a configuration is handed around whole (snapshots, routing, the
     /// token service), and a copy costs one reference count, not a retain of every string in it.
-    private final class Storage: @unchecked Sendable {
+    @usableFromInline
+    final class Storage: @unchecked Sendable {
         // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
-        var proxy: ProxySettings
-        var callers: [CallerConfig]
-        var certificates: [CertificateConfig]
-        var externalCredentials: [ExternalCredentialConfig]
-        var namedCredentials: [NamedCredentialConfig]
-        var tokenStore: TokenStoreConfig? = nil
-        var sourceFile: String
-        var sourceLines: [String: Int] = [:]
-        var warnings: [ConfigIssue] = []
+        @usableFromInline var proxy: ProxySettings
+        @usableFromInline var callers: [CallerConfig]
+        @usableFromInline var certificates: [CertificateConfig]
+        @usableFromInline var externalCredentials: [ExternalCredentialConfig]
+        @usableFromInline var namedCredentials: [NamedCredentialConfig]
+        @usableFromInline var tokenStore: TokenStoreConfig? = nil
+        @usableFromInline var sourceFile: String
+        @usableFromInline var sourceLines: [String: Int] = [:]
+        @usableFromInline var warnings: [ConfigIssue] = []
 
-        init(
+        @usableFromInline init(
             proxy: ProxySettings, callers: [CallerConfig], certificates: [CertificateConfig],
             externalCredentials: [ExternalCredentialConfig], namedCredentials: [NamedCredentialConfig],
             sourceFile: String
@@ -32,7 +33,7 @@ public struct ProxyConfig: Sendable {
             self.sourceFile = sourceFile
         }
 
-        func copy() -> Storage {
+        @usableFromInline func copy() -> Storage {
             let copy = Storage(
                 proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
                 namedCredentials: namedCredentials, sourceFile: sourceFile)
@@ -42,49 +43,60 @@ public struct ProxyConfig: Sendable {
             return copy
         }
     }
-    private var storage: Storage
+    @usableFromInline
+    var storage: Storage
 
-    private mutating func unique() -> Storage {
+    @inlinable
+    mutating func unique() -> Storage {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         return storage
     }
 
+    @inlinable
     public var proxy: ProxySettings {
         _read { yield storage.proxy }
         _modify { yield &unique().proxy }
     }
+    @inlinable
     public var callers: [CallerConfig] {
         _read { yield storage.callers }
         _modify { yield &unique().callers }
     }
+    @inlinable
     public var certificates: [CertificateConfig] {
         _read { yield storage.certificates }
         _modify { yield &unique().certificates }
     }
+    @inlinable
     public var externalCredentials: [ExternalCredentialConfig] {
         _read { yield storage.externalCredentials }
         _modify { yield &unique().externalCredentials }
     }
+    @inlinable
     public var namedCredentials: [NamedCredentialConfig] {
         _read { yield storage.namedCredentials }
         _modify { yield &unique().namedCredentials }
     }
     /// `[token_store]`: tokens shared by replicas through PostgreSQL; `nil`: this process only.
+    @inlinable
     public var tokenStore: TokenStoreConfig? {
         _read { yield storage.tokenStore }
         _modify { yield &unique().tokenStore }
     }
     /// The file this configuration was read from ("<memory>" for text loaded directly).
+    @inlinable
     public var sourceFile: String {
         _read { yield storage.sourceFile }
         _modify { yield &unique().sourceFile }
     }
     /// Key path -> line, for problems found after loading (key files, reload diagnostics).
+    @inlinable
     var sourceLines: [String: Int] {
         _read { yield storage.sourceLines }
         _modify { yield &unique().sourceLines }
     }
     /// Findings that did not stop loading (e.g. a listed 401), for `check` and the server log.
+    @inlinable
     public var warnings: [ConfigIssue] {
         _read { yield storage.warnings }
         _modify { yield &unique().warnings }

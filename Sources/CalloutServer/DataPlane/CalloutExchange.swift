@@ -15,7 +15,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private let pool: UpstreamPool
     private let services: CalloutServices
     private let head: HTTPRequestHead
-    private let started = ContinuousClock.now
+    private let started: ContinuousClock.Instant
     private var log: CalloutLogRecord
     private var logged = false
     /// The request id was made here, so it is added to the upstream request.
@@ -34,8 +34,9 @@ final class CalloutExchange: UpstreamExchangeDelegate {
     private var request: (head: HTTPRequestHead, body: ByteBuffer?)?
     /// `request_timeout_seconds` from the first token request; moved on by response bytes.
     private var deadline: NIODeadline?
-    private var lastActivity = NIODeadline.now()
-    private var upstreamStarted = ContinuousClock.now
+    /// Set when the response head is delivered, before the silence limit reads it.
+    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
+    private var upstreamStarted: ContinuousClock.Instant
 
     init(
         handler: CalloutHandler, pool: UpstreamPool, snapshot: RuntimeConfiguration.Snapshot, head: HTTPRequestHead,
@@ -46,6 +47,9 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         self.services = handler.services
         self.snapshot = snapshot
         self.head = head
+        // One clock read: the upstream time is measured again from the connection.
+        started = .now
+        upstreamStarted = started
         // Read in place: a copy of the settings would retain and release every string in them.
         self.machine = CalloutStateMachine(
             .init(
