@@ -194,6 +194,26 @@ func sha256Hex(_ s: String) -> [UInt8] { Array(SHA256.hash(data: Array(s.utf8)))
         #expect(resolver.isIdentityHeader("x-callout-user-anything"))
         #expect(resolver.isIdentityHeader("X-CALLOUT-PERMISSION-SETS"))
         #expect(!resolver.isIdentityHeader("X-Other"))
+        #expect(resolver.isIdentityHeader("X-Callout-User-"))
+        #expect(!resolver.isIdentityHeader("X-Callout-User"))
+        #expect(!resolver.isIdentityHeader("X-Callout-Usfr-Dept"))
+    }
+
+    @Test func userFieldsAreReadAfterThePrefixOnBytes() {
+        #expect(IdentityResolver.field("X-CALLOUT-USER-Dept", afterPrefix: "X-Callout-User-") == "dept")
+        #expect(IdentityResolver.field("x-callout-user-Cost-Centre", afterPrefix: "X-Callout-User-") == "cost-centre")
+        #expect(IdentityResolver.field("X-Callout-User-", afterPrefix: "X-Callout-User-") == nil)
+        #expect(IdentityResolver.field("X-Callout-Permission-Sets", afterPrefix: "X-Callout-User-") == nil)
+        // `@` and a backquote differ only in the bit that cases letters: not letters, not equal.
+        #expect(!IdentityResolver.hasPrefix("X@", "X`"))
+        #expect(IdentityResolver.hasPrefix("x-A", "X-a"))
+        if case .success(let identity) = resolver.resolve(
+            peer: loopback, headers: [("x-callout-user-DEPT", "Sales"), ("X-Callout-Permission-Sets", "Reader")])
+        {
+            #expect(identity.user["dept"] == "Sales")
+        } else {
+            Issue.record("identity not resolved")
+        }
     }
 }
 

@@ -105,11 +105,10 @@ public final class IdentityResolver: Sendable {
                 }
             } else if name.caseInsensitiveEquals(settings.profileHeader) {
                 identity.profile = value.trimming(" \t")
-            } else if name.count > prefix.count, name.prefix(prefix.count).caseInsensitiveEquals(prefix) {
+            } else if let field = Self.field(name, afterPrefix: prefix) {
                 guard !HeaderRules.hasControlCharacters(value), value.count <= IdentityLimits.maxValueLength else {
                     return .failure(.badIdentityHeader("\(name) has control characters or is too long"))
                 }
-                let field = name.dropFirst(prefix.count).lowercased()
                 if !configuredFields.contains(field) { identity.user[field] = value }
             } else if name.caseInsensitiveEquals(settings.principalHeader) {
                 identity.requestedPrincipal = value.trimming(" \t")
@@ -122,8 +121,25 @@ public final class IdentityResolver: Sendable {
     public func isIdentityHeader(_ name: String) -> Bool {
         name.caseInsensitiveEquals(settings.permissionSetsHeader) || name.caseInsensitiveEquals(settings.profileHeader)
             || name.caseInsensitiveEquals(settings.principalHeader)
-            || (name.count >= settings.userHeaderPrefix.count
-                && name.prefix(settings.userHeaderPrefix.count).caseInsensitiveEquals(settings.userHeaderPrefix))
+            || Self.hasPrefix(name, settings.userHeaderPrefix)
+    }
+
+    /// Whether `name` starts with `prefix`, ASCII letters compared without case, read on bytes
+    /// (header names are tokens: no grapheme work is needed).
+    static func hasPrefix(_ name: String, _ prefix: String) -> Bool {
+        let count = prefix.utf8.count
+        guard name.utf8.count >= count else { return false }
+        return name.utf8.prefix(count).elementsEqual(prefix.utf8) { a, b in
+            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 97 && (a | 0x20) <= 122)
+        }
+    }
+
+    /// The lower-cased field name of a `<prefix><Field>` header, or `nil` when `name` is not one
+    /// (a different name, or the prefix alone).
+    static func field(_ name: String, afterPrefix prefix: String) -> String? {
+        guard name.utf8.count > prefix.utf8.count, hasPrefix(name, prefix) else { return nil }
+        let start = name.utf8.index(name.utf8.startIndex, offsetBy: prefix.utf8.count)
+        return String(Substring(name.utf8[start...])).lowercased()
     }
 }
 

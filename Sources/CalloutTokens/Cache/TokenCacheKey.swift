@@ -46,19 +46,55 @@ public struct TokenCacheKey: Hashable, Sendable {
     /// Claims that differ on every assertion and so never take part in the key.
     public static let volatileClaims: Set<String> = ["iat", "nbf", "exp", "jti"]
 
-    public let issuer: TokenIssuer
-    public let scope: String?
+    /// The parts, in one immutable object with their hash worked out once: the data plane copies a
+    /// key and looks it up on every callout, and neither then touches its strings.
+    @usableFromInline
+    final class Storage: Sendable {
+        @usableFromInline let issuer: TokenIssuer
+        @usableFromInline let scope: String?
+        @usableFromInline let canonicalClaims: String
+        @usableFromInline let hash: Int
+
+        init(issuer: TokenIssuer, scope: String?, canonicalClaims: String) {
+            self.issuer = issuer
+            self.scope = scope
+            self.canonicalClaims = canonicalClaims
+            var hasher = Hasher()
+            hasher.combine(issuer)
+            hasher.combine(scope)
+            hasher.combine(canonicalClaims)
+            hash = hasher.finalize()
+        }
+    }
+    @usableFromInline
+    let storage: Storage
+
+    @inlinable
+    public var issuer: TokenIssuer { storage.issuer }
+    @inlinable
+    public var scope: String? { storage.scope }
     /// `k=v` pairs sorted by name and joined with `&`; `\`, `&` and `=` inside names and values
     /// are escaped with `\`, so distinct claim sets never collide.
-    public let canonicalClaims: String
+    @inlinable
+    public var canonicalClaims: String { storage.canonicalClaims }
+
+    @inlinable
+    public static func == (a: TokenCacheKey, b: TokenCacheKey) -> Bool {
+        a.storage === b.storage
+            || (a.storage.hash == b.storage.hash && a.issuer == b.issuer && a.scope == b.scope
+                && a.canonicalClaims == b.canonicalClaims)
+    }
+
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(storage.hash)
+    }
 
     public var externalCredential: String { issuer.externalCredential }
     public var principal: String { issuer.principal }
 
     public init(issuer: TokenIssuer, scope: String?, claims: [String: String] = [:]) {
-        self.issuer = issuer
-        self.scope = scope
-        self.canonicalClaims = Self.canonicalize(claims)
+        storage = Storage(issuer: issuer, scope: scope, canonicalClaims: Self.canonicalize(claims))
     }
 
     /// A key naming only the credential and principal, for code that never signs (the cache's
