@@ -323,35 +323,166 @@ public struct PrincipalConfig: Sendable, Equatable {
 /// assertion, client credentials with a client secret or TLS client certificate, or the JWT
 /// bearer grant).
 public struct ExternalCredentialConfig: Sendable, Equatable {
-    public var name: String
-    public var label: String
+    /// The fields, in copy-on-write storage: a configured value is copied into every callout's
+    /// route and token demand, and a copy costs one reference count, not one per string in it.
+    @usableFromInline
+    struct Fields: Sendable {
+        @usableFromInline var name: String
+        @usableFromInline var label: String
+        @usableFromInline var identityProviderURL: URL
+        @usableFromInline var identityProviderIssuer: URL?
+        @usableFromInline var flow: AuthenticationFlow = .clientCredentialsJWTAssertion
+        @usableFromInline var clientAuthentication: ClientAuthentication = .privateKeyJWT
+        @usableFromInline var signingCertificate: String
+        @usableFromInline var signingAlgorithm: SigningAlgorithm
+        @usableFromInline var scope: Formula?
+        @usableFromInline var additionalRefreshStatusCodes: [Int]
+        @usableFromInline var jwtExpirationSeconds: Int
+        @usableFromInline var jwtClaims: [(name: String, value: Formula)]
+        @usableFromInline var jwtHeader: [(name: String, value: Formula)]
+        @usableFromInline var customHeaders: [CustomHeaderConfig]
+        @usableFromInline var principals: [PrincipalConfig]
+        @usableFromInline var identityProviderClientCertificate: String?
+        @usableFromInline var prefetch: Bool = false
+
+        init(
+            name: String, label: String? = nil, identityProviderURL: URL, signingCertificate: String,
+            signingAlgorithm: SigningAlgorithm = .rs256, scope: Formula? = nil,
+            additionalRefreshStatusCodes: [Int] = [], jwtExpirationSeconds: Int = 120,
+            jwtClaims: [(name: String, value: Formula)] = [],
+            jwtHeader: [(name: String, value: Formula)] = [],
+            customHeaders: [CustomHeaderConfig] = [], principals: [PrincipalConfig] = [],
+            identityProviderClientCertificate: String? = nil, prefetch: Bool = false
+        ) {
+            self.prefetch = prefetch
+            self.name = name
+            self.label = label ?? name
+            self.identityProviderURL = identityProviderURL
+            self.signingCertificate = signingCertificate
+            self.signingAlgorithm = signingAlgorithm
+            self.scope = scope
+            self.additionalRefreshStatusCodes = additionalRefreshStatusCodes
+            self.jwtExpirationSeconds = jwtExpirationSeconds
+            self.jwtClaims = jwtClaims
+            self.jwtHeader = jwtHeader
+            self.customHeaders = customHeaders
+            self.principals = principals.sorted { $0.sequenceNumber < $1.sequenceNumber }
+            self.identityProviderClientCertificate = identityProviderClientCertificate
+        }
+    }
+
+    @usableFromInline
+    final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+        @usableFromInline var fields: Fields
+        @usableFromInline init(_ fields: Fields) { self.fields = fields }
+    }
+    @usableFromInline
+    var storage: Storage
+
+    @inlinable
+    mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+        return storage
+    }
+
+    @inlinable
+    public var name: String {
+        _read { yield storage.fields.name }
+        _modify { yield &unique().fields.name }
+    }
+    @inlinable
+    public var label: String {
+        _read { yield storage.fields.label }
+        _modify { yield &unique().fields.label }
+    }
     /// The token endpoint. With ``identityProviderIssuer`` set it holds the issuer too: the token
     /// endpoint is then discovered from the issuer's metadata, and this URL is never posted to.
-    public var identityProviderURL: URL
+    @inlinable
+    public var identityProviderURL: URL {
+        _read { yield storage.fields.identityProviderURL }
+        _modify { yield &unique().fields.identityProviderURL }
+    }
     /// `identity_provider_issuer`: the token endpoint comes from this issuer's metadata (RFC 8414).
-    public var identityProviderIssuer: URL?
+    @inlinable
+    public var identityProviderIssuer: URL? {
+        _read { yield storage.fields.identityProviderIssuer }
+        _modify { yield &unique().fields.identityProviderIssuer }
+    }
     /// `authentication_flow`.
-    public var flow: AuthenticationFlow = .clientCredentialsJWTAssertion
+    @inlinable
+    public var flow: AuthenticationFlow {
+        _read { yield storage.fields.flow }
+        _modify { yield &unique().fields.flow }
+    }
     /// `client_authentication`: how the client authenticates at the token endpoint.
-    public var clientAuthentication: ClientAuthentication = .privateKeyJWT
+    @inlinable
+    public var clientAuthentication: ClientAuthentication {
+        _read { yield storage.fields.clientAuthentication }
+        _modify { yield &unique().fields.clientAuthentication }
+    }
     /// The `[[certificate]]` that signs assertions; empty for the client-secret flow, which signs none.
-    public var signingCertificate: String
-    public var signingAlgorithm: SigningAlgorithm
-    public var scope: Formula?
+    @inlinable
+    public var signingCertificate: String {
+        _read { yield storage.fields.signingCertificate }
+        _modify { yield &unique().fields.signingCertificate }
+    }
+    @inlinable
+    public var signingAlgorithm: SigningAlgorithm {
+        _read { yield storage.fields.signingAlgorithm }
+        _modify { yield &unique().fields.signingAlgorithm }
+    }
+    @inlinable
+    public var scope: Formula? {
+        _read { yield storage.fields.scope }
+        _modify { yield &unique().fields.scope }
+    }
     /// Besides 401, which always refreshes.
-    public var additionalRefreshStatusCodes: [Int]
-    public var jwtExpirationSeconds: Int
+    @inlinable
+    public var additionalRefreshStatusCodes: [Int] {
+        _read { yield storage.fields.additionalRefreshStatusCodes }
+        _modify { yield &unique().fields.additionalRefreshStatusCodes }
+    }
+    @inlinable
+    public var jwtExpirationSeconds: Int {
+        _read { yield storage.fields.jwtExpirationSeconds }
+        _modify { yield &unique().fields.jwtExpirationSeconds }
+    }
     /// Body claims in file order: override the defaults or add custom claims.
-    public var jwtClaims: [(name: String, value: Formula)]
+    @inlinable
+    public var jwtClaims: [(name: String, value: Formula)] {
+        _read { yield storage.fields.jwtClaims }
+        _modify { yield &unique().fields.jwtClaims }
+    }
     /// Header parameters in file order (`kid`, ...).
-    public var jwtHeader: [(name: String, value: Formula)]
-    public var customHeaders: [CustomHeaderConfig]
+    @inlinable
+    public var jwtHeader: [(name: String, value: Formula)] {
+        _read { yield storage.fields.jwtHeader }
+        _modify { yield &unique().fields.jwtHeader }
+    }
+    @inlinable
+    public var customHeaders: [CustomHeaderConfig] {
+        _read { yield storage.fields.customHeaders }
+        _modify { yield &unique().fields.customHeaders }
+    }
     /// Sorted by sequence number (lowest first), whatever the file order.
-    public var principals: [PrincipalConfig]
+    @inlinable
+    public var principals: [PrincipalConfig] {
+        _read { yield storage.fields.principals }
+        _modify { yield &unique().fields.principals }
+    }
     /// Optional `[[certificate]]` presented as a TLS client certificate to the identity provider.
-    public var identityProviderClientCertificate: String?
+    @inlinable
+    public var identityProviderClientCertificate: String? {
+        _read { yield storage.fields.identityProviderClientCertificate }
+        _modify { yield &unique().fields.identityProviderClientCertificate }
+    }
     /// Refresh tokens of recently used keys before they become unusable, even without traffic.
-    public var prefetch: Bool = false
+    @inlinable
+    public var prefetch: Bool {
+        _read { yield storage.fields.prefetch }
+        _modify { yield &unique().fields.prefetch }
+    }
 
     /// The default authentication flow: OAuth 2.0 client credentials with a JWT assertion.
     public static let authenticationFlow = AuthenticationFlow.clientCredentialsJWTAssertion.rawValue
@@ -369,20 +500,13 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
         customHeaders: [CustomHeaderConfig] = [], principals: [PrincipalConfig] = [],
         identityProviderClientCertificate: String? = nil, prefetch: Bool = false
     ) {
-        self.prefetch = prefetch
-        self.name = name
-        self.label = label ?? name
-        self.identityProviderURL = identityProviderURL
-        self.signingCertificate = signingCertificate
-        self.signingAlgorithm = signingAlgorithm
-        self.scope = scope
-        self.additionalRefreshStatusCodes = additionalRefreshStatusCodes
-        self.jwtExpirationSeconds = jwtExpirationSeconds
-        self.jwtClaims = jwtClaims
-        self.jwtHeader = jwtHeader
-        self.customHeaders = customHeaders
-        self.principals = principals.sorted { $0.sequenceNumber < $1.sequenceNumber }
-        self.identityProviderClientCertificate = identityProviderClientCertificate
+        storage = Storage(
+            Fields(
+                name: name, label: label, identityProviderURL: identityProviderURL,
+                signingCertificate: signingCertificate, signingAlgorithm: signingAlgorithm, scope: scope,
+                additionalRefreshStatusCodes: additionalRefreshStatusCodes, jwtExpirationSeconds: jwtExpirationSeconds,
+                jwtClaims: jwtClaims, jwtHeader: jwtHeader, customHeaders: customHeaders, principals: principals,
+                identityProviderClientCertificate: identityProviderClientCertificate, prefetch: prefetch))
     }
 
     /// What `$Credential.<Name>.<Parameter>` reads for `principal`. The token parameters
@@ -437,18 +561,112 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
 
 /// `[[named_credential]]`: an alias for an HTTPS endpoint and the credential that authenticates it.
 public struct NamedCredentialConfig: Sendable, Equatable {
-    public var name: String
-    public var label: String
+    /// The fields, in copy-on-write storage: a configured value is copied into every callout's
+    /// route and token demand, and a copy costs one reference count, not one per string in it.
+    @usableFromInline
+    struct Fields: Sendable, Equatable {
+        @usableFromInline var name: String
+        @usableFromInline var label: String
+        @usableFromInline var url: URL
+        @usableFromInline var externalCredential: String
+        @usableFromInline var enabled: Bool
+        @usableFromInline var generateAuthorizationHeader: Bool
+        @usableFromInline var allowFormulasInHeaders: Bool
+        @usableFromInline var allowFormulasInBody: Bool
+        @usableFromInline var clientCertificate: String?
+        @usableFromInline var customHeaders: [CustomHeaderConfig]
+
+        init(
+            name: String, label: String? = nil, url: URL, externalCredential: String,
+            enabled: Bool = true, generateAuthorizationHeader: Bool = true,
+            allowFormulasInHeaders: Bool = false, allowFormulasInBody: Bool = false,
+            clientCertificate: String? = nil, customHeaders: [CustomHeaderConfig] = []
+        ) {
+            self.name = name
+            self.label = label ?? name
+            self.url = url
+            self.externalCredential = externalCredential
+            self.enabled = enabled
+            self.generateAuthorizationHeader = generateAuthorizationHeader
+            self.allowFormulasInHeaders = allowFormulasInHeaders
+            self.allowFormulasInBody = allowFormulasInBody
+            self.clientCertificate = clientCertificate
+            self.customHeaders = customHeaders
+        }
+    }
+
+    @usableFromInline
+    final class Storage: @unchecked Sendable {
+        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+        @usableFromInline var fields: Fields
+        @usableFromInline init(_ fields: Fields) { self.fields = fields }
+    }
+    @usableFromInline
+    var storage: Storage
+
+    @inlinable
+    mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+        return storage
+    }
+
+    @inlinable
+    public var name: String {
+        _read { yield storage.fields.name }
+        _modify { yield &unique().fields.name }
+    }
+    @inlinable
+    public var label: String {
+        _read { yield storage.fields.label }
+        _modify { yield &unique().fields.label }
+    }
     /// Scheme, host, optional port and base path; never a query or fragment.
-    public var url: URL
-    public var externalCredential: String
-    public var enabled: Bool
-    public var generateAuthorizationHeader: Bool
-    public var allowFormulasInHeaders: Bool
-    public var allowFormulasInBody: Bool
+    @inlinable
+    public var url: URL {
+        _read { yield storage.fields.url }
+        _modify { yield &unique().fields.url }
+    }
+    @inlinable
+    public var externalCredential: String {
+        _read { yield storage.fields.externalCredential }
+        _modify { yield &unique().fields.externalCredential }
+    }
+    @inlinable
+    public var enabled: Bool {
+        _read { yield storage.fields.enabled }
+        _modify { yield &unique().fields.enabled }
+    }
+    @inlinable
+    public var generateAuthorizationHeader: Bool {
+        _read { yield storage.fields.generateAuthorizationHeader }
+        _modify { yield &unique().fields.generateAuthorizationHeader }
+    }
+    @inlinable
+    public var allowFormulasInHeaders: Bool {
+        _read { yield storage.fields.allowFormulasInHeaders }
+        _modify { yield &unique().fields.allowFormulasInHeaders }
+    }
+    @inlinable
+    public var allowFormulasInBody: Bool {
+        _read { yield storage.fields.allowFormulasInBody }
+        _modify { yield &unique().fields.allowFormulasInBody }
+    }
     /// Optional `[[certificate]]` presented as a TLS client certificate to the endpoint.
-    public var clientCertificate: String?
-    public var customHeaders: [CustomHeaderConfig]
+    @inlinable
+    public var clientCertificate: String? {
+        _read { yield storage.fields.clientCertificate }
+        _modify { yield &unique().fields.clientCertificate }
+    }
+    @inlinable
+    public var customHeaders: [CustomHeaderConfig] {
+        _read { yield storage.fields.customHeaders }
+        _modify { yield &unique().fields.customHeaders }
+    }
+
+    @inlinable
+    public static func == (a: Self, b: Self) -> Bool {
+        a.storage === b.storage || a.storage.fields == b.storage.fields
+    }
 
     public init(
         name: String, label: String? = nil, url: URL, externalCredential: String,
@@ -456,16 +674,12 @@ public struct NamedCredentialConfig: Sendable, Equatable {
         allowFormulasInHeaders: Bool = false, allowFormulasInBody: Bool = false,
         clientCertificate: String? = nil, customHeaders: [CustomHeaderConfig] = []
     ) {
-        self.name = name
-        self.label = label ?? name
-        self.url = url
-        self.externalCredential = externalCredential
-        self.enabled = enabled
-        self.generateAuthorizationHeader = generateAuthorizationHeader
-        self.allowFormulasInHeaders = allowFormulasInHeaders
-        self.allowFormulasInBody = allowFormulasInBody
-        self.clientCertificate = clientCertificate
-        self.customHeaders = customHeaders
+        storage = Storage(
+            Fields(
+                name: name, label: label, url: url, externalCredential: externalCredential, enabled: enabled,
+                generateAuthorizationHeader: generateAuthorizationHeader,
+                allowFormulasInHeaders: allowFormulasInHeaders, allowFormulasInBody: allowFormulasInBody,
+                clientCertificate: clientCertificate, customHeaders: customHeaders))
     }
 
     /// The `Host` header for the endpoint: host, and port when the URL names one.
