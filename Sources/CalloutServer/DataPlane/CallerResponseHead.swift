@@ -11,19 +11,18 @@ enum CallerResponseHead {
     static func make(
         upstream response: HTTPResponseHead, request: HTTPRequestHead, clientKeepAlive: Bool, requestId: String?
     ) -> (head: HTTPResponseHead, endsClientConnection: Bool) {
-        var headers = response.headers
-        // Usually the only hop-by-hop header is `Connection: keep-alive`, found in one pass.
-        // They are removed in place, by name: no second header list is built.
-        if headers.contains(where: { HopByHop.contains($0.name) }) {
-            var listed: [String] = []
-            for header in headers where header.name.caseInsensitiveEquals("connection") {
-                HopByHop.appendConnectionListed(header.value, to: &listed)
-            }
-            var dropped: [String] = []
-            for header in headers where HopByHop.drops(header.name, listed: listed) {
-                if !dropped.contains(where: { $0.caseInsensitiveEquals(header.name) }) { dropped.append(header.name) }
-            }
-            for name in dropped { headers.remove(name: name) }
+        // One new header list, sized once: copying the upstream's list and removing from it
+        // would copy it again (its storage is shared with the upstream head).
+        var listed: [String] = []
+        for header in response.headers where header.name.caseInsensitiveEquals("connection") {
+            HopByHop.appendConnectionListed(header.value, to: &listed)
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(response.headers.count + 3)
+        for header in response.headers where !HopByHop.drops(header.name, listed: listed) {
+            // The upstream's request id is replaced by this callout's.
+            if requestId != nil, header.name.caseInsensitiveEquals(RequestID.header) { continue }
+            headers.add(name: header.name, value: header.value)
         }
         headers.add(name: "Via", value: CalloutPlan.via)
         let callerIsHTTP10 = request.version.major == 1 && request.version.minor == 0
@@ -32,15 +31,15 @@ enum CallerResponseHead {
         let endsConnection = MessageRules.responseEndsConnection(
             callerIsHTTP10: callerIsHTTP10, bodiless: bodiless,
             hasContentLength: headers.contains(name: "content-length"))
+        // `Connection` was dropped above (hop-by-hop): this hop's own is added.
         if !clientKeepAlive || endsConnection {
-            headers.replaceOrAdd(name: "Connection", value: "close")
+            headers.add(name: "Connection", value: "close")
         } else if callerIsHTTP10 {
             // An HTTP/1.0 caller keeps the connection only when told so.
-            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+            headers.add(name: "Connection", value: "keep-alive")
         }
-        if let requestId { headers.replaceOrAdd(name: RequestID.header, value: requestId) }
-        var head = HTTPResponseHead(version: request.version, status: response.status, headers: headers)
-        if bodiless { head.headers.remove(name: "transfer-encoding") }
-        return (head, endsConnection)
+        if let requestId { headers.add(name: RequestID.header, value: requestId) }
+        // `Transfer-Encoding` is hop-by-hop, so a bodiless response never carries the upstream's.
+        return (HTTPResponseHead(version: request.version, status: response.status, headers: headers), endsConnection)
     }
 }
