@@ -47,7 +47,10 @@ public struct ResponseFramer: Sendable, Equatable {
     private var partialLine: [UInt8] = []
     private var sawStatusLine = false
     private var status = 0
-    private var lengths: [UInt64] = []
+    /// The first `Content-Length` seen, and whether any other one differed from it (kept as two
+    /// values: a list of lengths would be an allocation per response).
+    private var contentLength: UInt64?
+    private var lengthsDiffer = false
     private var transferEncoding: String?
 
     /// - Parameter requestMethodIsHEAD: the request was `HEAD`, so the response has no body
@@ -209,7 +212,8 @@ public struct ResponseFramer: Sendable, Equatable {
                 return
             }
             sawStatusLine = false
-            lengths = []
+            contentLength = nil
+            lengthsDiffer = false
             transferEncoding = nil
             return
         }
@@ -219,7 +223,7 @@ public struct ResponseFramer: Sendable, Equatable {
         }
         if let coding = transferEncoding {
             // Both framings at once is how responses are smuggled: never reused.
-            if !lengths.isEmpty {
+            if contentLength != nil {
                 state = .invalid
                 return
             }
@@ -227,11 +231,11 @@ public struct ResponseFramer: Sendable, Equatable {
             state = last == "chunked" ? .chunkSize(size: 0, digits: 0, inExtension: false) : .untilClose
             return
         }
-        guard let length = lengths.first else {
+        guard let length = contentLength else {
             state = .untilClose
             return
         }
-        guard lengths.allSatisfy({ $0 == length }) else {
+        guard !lengthsDiffer else {
             state = .invalid
             return
         }
@@ -293,7 +297,11 @@ public struct ResponseFramer: Sendable, Equatable {
             }
             guard digits > 0 else { return false }
             while i < end, line[i] == Self.space || line[i] == Self.tab { i += 1 }
-            lengths.append(n)
+            if let first = contentLength {
+                if n != first { lengthsDiffer = true }
+            } else {
+                contentLength = n
+            }
             if i == end { return true }
             guard line[i] == UInt8(ascii: ",") else { return false }
             i += 1

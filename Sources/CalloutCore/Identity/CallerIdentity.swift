@@ -92,7 +92,12 @@ public final class IdentityResolver: Sendable {
         let configuredFields: Set<String> = identity.user.isEmpty ? [] : Set(identity.user.keys)
         for (name, value) in headers {
             if name.caseInsensitiveEquals(settings.permissionSetsHeader) {
-                for item in value.split(separator: ",") {
+                // A list split on the comma byte (RFC 9110 §5.6.1), without building an array of parts.
+                var rest = Substring(value)
+                while !rest.isEmpty {
+                    let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+                    let item = rest[..<comma]
+                    rest = comma == rest.endIndex ? rest[comma...] : rest[rest.utf8.index(after: comma)...]
                     let set = item.trimming(" \t")
                     guard !set.isEmpty else { continue }
                     guard set.count <= IdentityLimits.maxValueLength else {

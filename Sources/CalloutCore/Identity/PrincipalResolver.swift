@@ -13,13 +13,14 @@ public enum PrincipalResolver {
     public static func candidates(_ credential: ExternalCredentialConfig, for identity: CallerIdentity)
         -> [PrincipalConfig]
     {
-        credential.principals
-            .filter { p in
-                p.permissionSets.contains { set in identity.permissionSets.contains { $0.caseInsensitiveEquals(set) } }
-                    || (identity.profile.map { profile in p.profiles.contains { $0.caseInsensitiveEquals(profile) } }
-                        ?? false)
-            }
-            .sorted { $0.sequenceNumber < $1.sequenceNumber }
+        var qualified = credential.principals.filter { p in
+            p.permissionSets.contains { set in identity.permissionSets.contains { $0.caseInsensitiveEquals(set) } }
+                || (identity.profile.map { profile in p.profiles.contains { $0.caseInsensitiveEquals(profile) } }
+                    ?? false)
+        }
+        // Configured principals are kept in sequence order already; sorted (stably) only if not.
+        if !qualified.isInSequenceOrder { qualified.sort { $0.sequenceNumber < $1.sequenceNumber } }
+        return qualified
     }
 
     public static func choose(_ credential: ExternalCredentialConfig, for identity: CallerIdentity) -> Result<
@@ -40,5 +41,12 @@ public enum PrincipalResolver {
         }
         guard let first = qualified.first else { return .failure(.noPrincipal) }
         return .success(first)
+    }
+}
+
+extension [PrincipalConfig] {
+    /// Whether no principal comes before one with a lower sequence number.
+    var isInSequenceOrder: Bool {
+        indices.dropFirst().allSatisfy { self[$0 - 1].sequenceNumber <= self[$0].sequenceNumber }
     }
 }

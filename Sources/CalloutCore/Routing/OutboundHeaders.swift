@@ -16,8 +16,10 @@ public enum OutboundHeaders {
     ) -> [(String, String)] {
         // Per request: no lower-cased copies of names, and sets only when there is something in them.
         let listed = HopByHop.connectionListed(in: incoming)
-        var out: [(String, String)] = [("Host", host)]
-        out.reserveCapacity(incoming.count + customHeaders.count + 3)
+        // Room for Host, Authorization, Via and the framing header the caller adds: one allocation.
+        var out: [(String, String)] = []
+        out.reserveCapacity(incoming.count + customHeaders.count + 4)
+        out.append(("Host", host))
         var existingVia: [String] = []
         for (name, value) in incoming {
             if HopByHop.drops(name, listed: listed) || isIdentityHeader(name) { continue }
