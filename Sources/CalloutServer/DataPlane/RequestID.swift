@@ -19,7 +19,13 @@ enum RequestID {
 
     /// A fresh id.
     static func make() -> String {
-        prefix + "-" + String(counter.wrappingIncrementThenLoad(ordering: .relaxed))
+        // Built in one buffer sized once: concatenation would allocate for each step.
+        var id = String()
+        id.reserveCapacity(prefix.utf8.count + 21)
+        id += prefix
+        id += "-"
+        id += String(counter.wrappingIncrementThenLoad(ordering: .relaxed))
+        return id
     }
 
     /// The caller's id when usable.
