@@ -6,59 +6,35 @@ import CalloutCore
 /// refresh) and each copy costs one reference count, not a copy of every configured string.
 public struct TokenDemand: Sendable {
     @usableFromInline
-    final class Storage: @unchecked Sendable {
-        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+    struct Fields: Sendable {
         @usableFromInline var credential: ExternalCredentialConfig
         @usableFromInline var principal: PrincipalConfig
         @usableFromInline var identity: CallerIdentity
         @usableFromInline var namedCredential: NamedCredentialConfig?
         @usableFromInline var cacheKey: TokenCacheKey?
-
-        @usableFromInline init(
-            credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
-            namedCredential: NamedCredentialConfig?, cacheKey: TokenCacheKey?
-        ) {
-            self.credential = credential
-            self.principal = principal
-            self.identity = identity
-            self.namedCredential = namedCredential
-            self.cacheKey = cacheKey
-        }
-
-        @usableFromInline func copy() -> Storage {
-            Storage(
-                credential: credential, principal: principal, identity: identity, namedCredential: namedCredential,
-                cacheKey: cacheKey)
-        }
     }
     @usableFromInline
-    var storage: Storage
-
-    @inlinable
-    mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        return storage
-    }
+    var storage: CopyOnWrite<Fields>
 
     @inlinable
     public var credential: ExternalCredentialConfig {
-        _read { yield storage.credential }
-        set { unique().credential = newValue }
+        _read { yield storage.value.credential }
+        set { storage.value.credential = newValue }
     }
     @inlinable
     public var principal: PrincipalConfig {
-        _read { yield storage.principal }
-        set { unique().principal = newValue }
+        _read { yield storage.value.principal }
+        set { storage.value.principal = newValue }
     }
     @inlinable
     public var identity: CallerIdentity {
-        _read { yield storage.identity }
-        set { unique().identity = newValue }
+        _read { yield storage.value.identity }
+        set { storage.value.identity = newValue }
     }
     @inlinable
     public var namedCredential: NamedCredentialConfig? {
-        _read { yield storage.namedCredential }
-        set { unique().namedCredential = newValue }
+        _read { yield storage.value.namedCredential }
+        set { storage.value.namedCredential = newValue }
     }
     /// The cache key, when it was made beforehand: for a credential whose scope, claims and
     /// header are constants it is the same for every caller
@@ -66,17 +42,18 @@ public struct TokenDemand: Sendable {
     /// once per configuration. `nil`: the source works it out.
     @inlinable
     public var cacheKey: TokenCacheKey? {
-        _read { yield storage.cacheKey }
-        set { unique().cacheKey = newValue }
+        _read { yield storage.value.cacheKey }
+        set { storage.value.cacheKey = newValue }
     }
 
     public init(
         credential: ExternalCredentialConfig, principal: PrincipalConfig, identity: CallerIdentity,
         namedCredential: NamedCredentialConfig?, cacheKey: TokenCacheKey? = nil
     ) {
-        storage = Storage(
-            credential: credential, principal: principal, identity: identity, namedCredential: namedCredential,
-            cacheKey: cacheKey)
+        storage = CopyOnWrite(
+            Fields(
+                credential: credential, principal: principal, identity: identity, namedCredential: namedCredential,
+                cacheKey: cacheKey))
     }
 }
 
@@ -87,8 +64,7 @@ public struct TokenDemand: Sendable {
 /// value is made once per token, not once per callout.
 public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     @usableFromInline
-    final class Storage: @unchecked Sendable {
-        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+    struct Fields: Sendable {
         @usableFromInline var accessToken: String
         @usableFromInline var tokenType: String
         @usableFromInline var tokenID: UInt64
@@ -115,78 +91,63 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
             self.refreshGuardedUntil = refreshGuardedUntil
             self.authorization = authorization ?? "\(tokenType) \(accessToken)"
         }
-
-        @usableFromInline func copy() -> Storage {
-            Storage(
-                accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched,
-                expiresIn: expiresIn, cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil,
-                authorization: authorization)
-        }
     }
     @usableFromInline
-    var storage: Storage
-
-    @inlinable
-    mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        return storage
-    }
+    var storage: CopyOnWrite<Fields>
 
     @inlinable
     public var accessToken: String {
-        _read { yield storage.accessToken }
+        _read { yield storage.value.accessToken }
         set {
-            let s = unique()
-            s.accessToken = newValue
-            s.authorization = "\(s.tokenType) \(newValue)"
+            storage.value.accessToken = newValue
+            storage.value.authorization = "\(storage.value.tokenType) \(newValue)"
         }
     }
     /// As the identity provider gave it (`Bearer` normalised).
     @inlinable
     public var tokenType: String {
-        _read { yield storage.tokenType }
+        _read { yield storage.value.tokenType }
         set {
-            let s = unique()
-            s.tokenType = newValue
-            s.authorization = "\(newValue) \(s.accessToken)"
+            storage.value.tokenType = newValue
+            storage.value.authorization = "\(newValue) \(storage.value.accessToken)"
         }
     }
     /// Identifies this token in the cache, for compare-and-invalidate after a refresh status.
     @inlinable
     public var tokenID: UInt64 {
-        get { storage.tokenID }
-        set { unique().tokenID = newValue }
+        get { storage.value.tokenID }
+        set { storage.value.tokenID = newValue }
     }
     /// False when it came from the cache.
     @inlinable
     public var fetched: Bool {
-        get { storage.fetched }
-        set { unique().fetched = newValue }
+        get { storage.value.fetched }
+        set { storage.value.fetched = newValue }
     }
     /// Seconds until the cache stops serving it.
     @inlinable
     public var expiresIn: Int {
-        get { storage.expiresIn }
-        set { unique().expiresIn = newValue }
+        get { storage.value.expiresIn }
+        set { storage.value.expiresIn = newValue }
     }
     /// The cache entry it came from, so an invalidation need not evaluate the formulas again.
     @inlinable
     public var cacheKey: TokenCacheKey? {
-        _read { yield storage.cacheKey }
-        set { unique().cacheKey = newValue }
+        _read { yield storage.value.cacheKey }
+        set { storage.value.cacheKey = newValue }
     }
     /// The evaluated scope it was requested with (what `$Credential.<Name>.Scope` reads).
     @inlinable
     public var scope: String? {
-        _read { yield storage.scope }
-        set { unique().scope = newValue }
+        _read { yield storage.value.scope }
+        set { storage.value.scope = newValue }
     }
     /// Until this instant a refresh status on this token goes back to the caller without another
     /// fetch (the refresh storm guard, `min_token_refresh_interval_seconds`); `nil`: never.
     @inlinable
     public var refreshGuardedUntil: ContinuousClock.Instant? {
-        get { storage.refreshGuardedUntil }
-        set { unique().refreshGuardedUntil = newValue }
+        get { storage.value.refreshGuardedUntil }
+        set { storage.value.refreshGuardedUntil = newValue }
     }
 
     /// `authorization`: the `Authorization` value when it was already made
@@ -196,9 +157,12 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         cacheKey: TokenCacheKey? = nil, scope: String? = nil, refreshGuardedUntil: ContinuousClock.Instant? = nil,
         authorization: String? = nil
     ) {
-        storage = Storage(
-            accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched, expiresIn: expiresIn,
-            cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil, authorization: authorization)
+        storage = CopyOnWrite(
+            Fields(
+                accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched,
+                expiresIn: expiresIn,
+                cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil, authorization: authorization
+            ))
     }
 
     /// Whether a refresh status on this token must go back to the caller without a refresh.
@@ -207,7 +171,7 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
     }
 
     /// `<type> <token>`, the `Authorization` value.
-    public var authorizationValue: String { storage.authorization }
+    public var authorizationValue: String { storage.value.authorization }
 
     public var description: String {
         "IssuedToken(type: \(tokenType), id: \(tokenID), expires in \(expiresIn) s, <redacted>)"

@@ -8,8 +8,7 @@ public struct ProxyConfig: Sendable {
     /// Copy-on-write storage: a configuration is handed around whole (snapshots, routing, the
     /// token service), and a copy costs one reference count, not a retain of every string in it.
     @usableFromInline
-    final class Storage: @unchecked Sendable {
-        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
+    struct Fields: Sendable {
         @usableFromInline var proxy: ProxySettings
         @usableFromInline var callers: [CallerConfig]
         @usableFromInline var certificates: [CertificateConfig]
@@ -19,87 +18,58 @@ public struct ProxyConfig: Sendable {
         @usableFromInline var sourceFile: String
         @usableFromInline var sourceLines: [String: Int] = [:]
         @usableFromInline var warnings: [ConfigIssue] = []
-
-        @usableFromInline init(
-            proxy: ProxySettings, callers: [CallerConfig], certificates: [CertificateConfig],
-            externalCredentials: [ExternalCredentialConfig], namedCredentials: [NamedCredentialConfig],
-            sourceFile: String
-        ) {
-            self.proxy = proxy
-            self.callers = callers
-            self.certificates = certificates
-            self.externalCredentials = externalCredentials
-            self.namedCredentials = namedCredentials
-            self.sourceFile = sourceFile
-        }
-
-        @usableFromInline func copy() -> Storage {
-            let copy = Storage(
-                proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
-                namedCredentials: namedCredentials, sourceFile: sourceFile)
-            copy.tokenStore = tokenStore
-            copy.sourceLines = sourceLines
-            copy.warnings = warnings
-            return copy
-        }
     }
     @usableFromInline
-    var storage: Storage
-
-    @inlinable
-    mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        return storage
-    }
+    var storage: CopyOnWrite<Fields>
 
     @inlinable
     public var proxy: ProxySettings {
-        _read { yield storage.proxy }
-        _modify { yield &unique().proxy }
+        _read { yield storage.value.proxy }
+        _modify { yield &storage.value.proxy }
     }
     @inlinable
     public var callers: [CallerConfig] {
-        _read { yield storage.callers }
-        _modify { yield &unique().callers }
+        _read { yield storage.value.callers }
+        _modify { yield &storage.value.callers }
     }
     @inlinable
     public var certificates: [CertificateConfig] {
-        _read { yield storage.certificates }
-        _modify { yield &unique().certificates }
+        _read { yield storage.value.certificates }
+        _modify { yield &storage.value.certificates }
     }
     @inlinable
     public var externalCredentials: [ExternalCredentialConfig] {
-        _read { yield storage.externalCredentials }
-        _modify { yield &unique().externalCredentials }
+        _read { yield storage.value.externalCredentials }
+        _modify { yield &storage.value.externalCredentials }
     }
     @inlinable
     public var namedCredentials: [NamedCredentialConfig] {
-        _read { yield storage.namedCredentials }
-        _modify { yield &unique().namedCredentials }
+        _read { yield storage.value.namedCredentials }
+        _modify { yield &storage.value.namedCredentials }
     }
     /// `[token_store]`: tokens shared by replicas through PostgreSQL; `nil`: this process only.
     @inlinable
     public var tokenStore: TokenStoreConfig? {
-        _read { yield storage.tokenStore }
-        _modify { yield &unique().tokenStore }
+        _read { yield storage.value.tokenStore }
+        _modify { yield &storage.value.tokenStore }
     }
     /// The file this configuration was read from ("<memory>" for text loaded directly).
     @inlinable
     public var sourceFile: String {
-        _read { yield storage.sourceFile }
-        _modify { yield &unique().sourceFile }
+        _read { yield storage.value.sourceFile }
+        _modify { yield &storage.value.sourceFile }
     }
     /// Key path -> line, for problems found after loading (key files, reload diagnostics).
     @inlinable
     var sourceLines: [String: Int] {
-        _read { yield storage.sourceLines }
-        _modify { yield &unique().sourceLines }
+        _read { yield storage.value.sourceLines }
+        _modify { yield &storage.value.sourceLines }
     }
     /// Findings that did not stop loading (e.g. a listed 401), for `check` and the server log.
     @inlinable
     public var warnings: [ConfigIssue] {
-        _read { yield storage.warnings }
-        _modify { yield &unique().warnings }
+        _read { yield storage.value.warnings }
+        _modify { yield &storage.value.warnings }
     }
 
     public init(
@@ -110,9 +80,10 @@ public struct ProxyConfig: Sendable {
         namedCredentials: [NamedCredentialConfig] = [],
         sourceFile: String = "<memory>"
     ) {
-        storage = Storage(
-            proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
-            namedCredentials: namedCredentials, sourceFile: sourceFile)
+        storage = CopyOnWrite(
+            Fields(
+                proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
+                namedCredentials: namedCredentials, sourceFile: sourceFile))
     }
 
     /// A problem with the value at `keyPath`, located in the file when the key is known.
@@ -372,116 +343,104 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
     }
 
     @usableFromInline
-    final class Storage: @unchecked Sendable {
-        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
-        @usableFromInline var fields: Fields
-        @usableFromInline init(_ fields: Fields) { self.fields = fields }
-    }
-    @usableFromInline
-    var storage: Storage
-
-    @inlinable
-    mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
-        return storage
-    }
+    var storage: CopyOnWrite<Fields>
 
     @inlinable
     public var name: String {
-        _read { yield storage.fields.name }
-        _modify { yield &unique().fields.name }
+        _read { yield storage.value.name }
+        _modify { yield &storage.value.name }
     }
     @inlinable
     public var label: String {
-        _read { yield storage.fields.label }
-        _modify { yield &unique().fields.label }
+        _read { yield storage.value.label }
+        _modify { yield &storage.value.label }
     }
     /// The token endpoint. With ``identityProviderIssuer`` set it holds the issuer too: the token
     /// endpoint is then discovered from the issuer's metadata, and this URL is never posted to.
     @inlinable
     public var identityProviderURL: URL {
-        _read { yield storage.fields.identityProviderURL }
-        _modify { yield &unique().fields.identityProviderURL }
+        _read { yield storage.value.identityProviderURL }
+        _modify { yield &storage.value.identityProviderURL }
     }
     /// `identity_provider_issuer`: the token endpoint comes from this issuer's metadata (RFC 8414).
     @inlinable
     public var identityProviderIssuer: URL? {
-        _read { yield storage.fields.identityProviderIssuer }
-        _modify { yield &unique().fields.identityProviderIssuer }
+        _read { yield storage.value.identityProviderIssuer }
+        _modify { yield &storage.value.identityProviderIssuer }
     }
     /// `authentication_flow`.
     @inlinable
     public var flow: AuthenticationFlow {
-        _read { yield storage.fields.flow }
-        _modify { yield &unique().fields.flow }
+        _read { yield storage.value.flow }
+        _modify { yield &storage.value.flow }
     }
     /// `client_authentication`: how the client authenticates at the token endpoint.
     @inlinable
     public var clientAuthentication: ClientAuthentication {
-        _read { yield storage.fields.clientAuthentication }
-        _modify { yield &unique().fields.clientAuthentication }
+        _read { yield storage.value.clientAuthentication }
+        _modify { yield &storage.value.clientAuthentication }
     }
     /// The `[[certificate]]` that signs assertions; empty for the client-secret flow, which signs none.
     @inlinable
     public var signingCertificate: String {
-        _read { yield storage.fields.signingCertificate }
-        _modify { yield &unique().fields.signingCertificate }
+        _read { yield storage.value.signingCertificate }
+        _modify { yield &storage.value.signingCertificate }
     }
     @inlinable
     public var signingAlgorithm: SigningAlgorithm {
-        _read { yield storage.fields.signingAlgorithm }
-        _modify { yield &unique().fields.signingAlgorithm }
+        _read { yield storage.value.signingAlgorithm }
+        _modify { yield &storage.value.signingAlgorithm }
     }
     @inlinable
     public var scope: Formula? {
-        _read { yield storage.fields.scope }
-        _modify { yield &unique().fields.scope }
+        _read { yield storage.value.scope }
+        _modify { yield &storage.value.scope }
     }
     /// Besides 401, which always refreshes.
     @inlinable
     public var additionalRefreshStatusCodes: [Int] {
-        _read { yield storage.fields.additionalRefreshStatusCodes }
-        _modify { yield &unique().fields.additionalRefreshStatusCodes }
+        _read { yield storage.value.additionalRefreshStatusCodes }
+        _modify { yield &storage.value.additionalRefreshStatusCodes }
     }
     @inlinable
     public var jwtExpirationSeconds: Int {
-        _read { yield storage.fields.jwtExpirationSeconds }
-        _modify { yield &unique().fields.jwtExpirationSeconds }
+        _read { yield storage.value.jwtExpirationSeconds }
+        _modify { yield &storage.value.jwtExpirationSeconds }
     }
     /// Body claims in file order: override the defaults or add custom claims.
     @inlinable
     public var jwtClaims: [(name: String, value: Formula)] {
-        _read { yield storage.fields.jwtClaims }
-        _modify { yield &unique().fields.jwtClaims }
+        _read { yield storage.value.jwtClaims }
+        _modify { yield &storage.value.jwtClaims }
     }
     /// Header parameters in file order (`kid`, ...).
     @inlinable
     public var jwtHeader: [(name: String, value: Formula)] {
-        _read { yield storage.fields.jwtHeader }
-        _modify { yield &unique().fields.jwtHeader }
+        _read { yield storage.value.jwtHeader }
+        _modify { yield &storage.value.jwtHeader }
     }
     @inlinable
     public var customHeaders: [CustomHeaderConfig] {
-        _read { yield storage.fields.customHeaders }
-        _modify { yield &unique().fields.customHeaders }
+        _read { yield storage.value.customHeaders }
+        _modify { yield &storage.value.customHeaders }
     }
     /// Sorted by sequence number (lowest first), whatever the file order.
     @inlinable
     public var principals: [PrincipalConfig] {
-        _read { yield storage.fields.principals }
-        _modify { yield &unique().fields.principals }
+        _read { yield storage.value.principals }
+        _modify { yield &storage.value.principals }
     }
     /// Optional `[[certificate]]` presented as a TLS client certificate to the identity provider.
     @inlinable
     public var identityProviderClientCertificate: String? {
-        _read { yield storage.fields.identityProviderClientCertificate }
-        _modify { yield &unique().fields.identityProviderClientCertificate }
+        _read { yield storage.value.identityProviderClientCertificate }
+        _modify { yield &storage.value.identityProviderClientCertificate }
     }
     /// Refresh tokens of recently used keys before they become unusable, even without traffic.
     @inlinable
     public var prefetch: Bool {
-        _read { yield storage.fields.prefetch }
-        _modify { yield &unique().fields.prefetch }
+        _read { yield storage.value.prefetch }
+        _modify { yield &storage.value.prefetch }
     }
 
     /// The default authentication flow: OAuth 2.0 client credentials with a JWT assertion.
@@ -500,7 +459,7 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
         customHeaders: [CustomHeaderConfig] = [], principals: [PrincipalConfig] = [],
         identityProviderClientCertificate: String? = nil, prefetch: Bool = false
     ) {
-        storage = Storage(
+        storage = CopyOnWrite(
             Fields(
                 name: name, label: label, identityProviderURL: identityProviderURL,
                 signingCertificate: signingCertificate, signingAlgorithm: signingAlgorithm, scope: scope,
@@ -596,76 +555,64 @@ public struct NamedCredentialConfig: Sendable, Equatable {
     }
 
     @usableFromInline
-    final class Storage: @unchecked Sendable {
-        // Mutated only while uniquely referenced (copy-on-write), so sharing it across threads is safe.
-        @usableFromInline var fields: Fields
-        @usableFromInline init(_ fields: Fields) { self.fields = fields }
-    }
-    @usableFromInline
-    var storage: Storage
-
-    @inlinable
-    mutating func unique() -> Storage {
-        if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
-        return storage
-    }
+    var storage: CopyOnWrite<Fields>
 
     @inlinable
     public var name: String {
-        _read { yield storage.fields.name }
-        _modify { yield &unique().fields.name }
+        _read { yield storage.value.name }
+        _modify { yield &storage.value.name }
     }
     @inlinable
     public var label: String {
-        _read { yield storage.fields.label }
-        _modify { yield &unique().fields.label }
+        _read { yield storage.value.label }
+        _modify { yield &storage.value.label }
     }
     /// Scheme, host, optional port and base path; never a query or fragment.
     @inlinable
     public var url: URL {
-        _read { yield storage.fields.url }
-        _modify { yield &unique().fields.url }
+        _read { yield storage.value.url }
+        _modify { yield &storage.value.url }
     }
     @inlinable
     public var externalCredential: String {
-        _read { yield storage.fields.externalCredential }
-        _modify { yield &unique().fields.externalCredential }
+        _read { yield storage.value.externalCredential }
+        _modify { yield &storage.value.externalCredential }
     }
     @inlinable
     public var enabled: Bool {
-        _read { yield storage.fields.enabled }
-        _modify { yield &unique().fields.enabled }
+        _read { yield storage.value.enabled }
+        _modify { yield &storage.value.enabled }
     }
     @inlinable
     public var generateAuthorizationHeader: Bool {
-        _read { yield storage.fields.generateAuthorizationHeader }
-        _modify { yield &unique().fields.generateAuthorizationHeader }
+        _read { yield storage.value.generateAuthorizationHeader }
+        _modify { yield &storage.value.generateAuthorizationHeader }
     }
     @inlinable
     public var allowFormulasInHeaders: Bool {
-        _read { yield storage.fields.allowFormulasInHeaders }
-        _modify { yield &unique().fields.allowFormulasInHeaders }
+        _read { yield storage.value.allowFormulasInHeaders }
+        _modify { yield &storage.value.allowFormulasInHeaders }
     }
     @inlinable
     public var allowFormulasInBody: Bool {
-        _read { yield storage.fields.allowFormulasInBody }
-        _modify { yield &unique().fields.allowFormulasInBody }
+        _read { yield storage.value.allowFormulasInBody }
+        _modify { yield &storage.value.allowFormulasInBody }
     }
     /// Optional `[[certificate]]` presented as a TLS client certificate to the endpoint.
     @inlinable
     public var clientCertificate: String? {
-        _read { yield storage.fields.clientCertificate }
-        _modify { yield &unique().fields.clientCertificate }
+        _read { yield storage.value.clientCertificate }
+        _modify { yield &storage.value.clientCertificate }
     }
     @inlinable
     public var customHeaders: [CustomHeaderConfig] {
-        _read { yield storage.fields.customHeaders }
-        _modify { yield &unique().fields.customHeaders }
+        _read { yield storage.value.customHeaders }
+        _modify { yield &storage.value.customHeaders }
     }
 
     @inlinable
     public static func == (a: Self, b: Self) -> Bool {
-        a.storage === b.storage || a.storage.fields == b.storage.fields
+        a.storage.isIdentical(to: b.storage) || a.storage.value == b.storage.value
     }
 
     public init(
@@ -674,7 +621,7 @@ public struct NamedCredentialConfig: Sendable, Equatable {
         allowFormulasInHeaders: Bool = false, allowFormulasInBody: Bool = false,
         clientCertificate: String? = nil, customHeaders: [CustomHeaderConfig] = []
     ) {
-        storage = Storage(
+        storage = CopyOnWrite(
             Fields(
                 name: name, label: label, url: url, externalCredential: externalCredential, enabled: enabled,
                 generateAuthorizationHeader: generateAuthorizationHeader,
