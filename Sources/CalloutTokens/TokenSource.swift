@@ -75,22 +75,6 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         @usableFromInline var refreshGuardedUntil: ContinuousClock.Instant?
         /// `<type> <token>`, remade when either part is set.
         @usableFromInline var authorization: String
-
-        @usableFromInline init(
-            accessToken: String, tokenType: String, tokenID: UInt64, fetched: Bool, expiresIn: Int,
-            cacheKey: TokenCacheKey?, scope: String?, refreshGuardedUntil: ContinuousClock.Instant?,
-            authorization: String? = nil
-        ) {
-            self.accessToken = accessToken
-            self.tokenType = tokenType
-            self.tokenID = tokenID
-            self.fetched = fetched
-            self.expiresIn = expiresIn
-            self.cacheKey = cacheKey
-            self.scope = scope
-            self.refreshGuardedUntil = refreshGuardedUntil
-            self.authorization = authorization ?? "\(tokenType) \(accessToken)"
-        }
     }
     @usableFromInline
     var storage: CopyOnWrite<Fields>
@@ -100,7 +84,8 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         _read { yield storage.value.accessToken }
         set {
             storage.value.accessToken = newValue
-            storage.value.authorization = "\(storage.value.tokenType) \(newValue)"
+            storage.value.authorization = AccessToken.authorizationHeaderValue(
+                tokenType: storage.value.tokenType, value: newValue)
         }
     }
     /// As the identity provider gave it (`Bearer` normalised).
@@ -109,7 +94,8 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         _read { yield storage.value.tokenType }
         set {
             storage.value.tokenType = newValue
-            storage.value.authorization = "\(newValue) \(storage.value.accessToken)"
+            storage.value.authorization = AccessToken.authorizationHeaderValue(
+                tokenType: newValue, value: storage.value.accessToken)
         }
     }
     /// Identifies this token in the cache, for compare-and-invalidate after a refresh status.
@@ -160,9 +146,9 @@ public struct IssuedToken: Sendable, CustomStringConvertible, CustomDebugStringC
         storage = CopyOnWrite(
             Fields(
                 accessToken: accessToken, tokenType: tokenType, tokenID: tokenID, fetched: fetched,
-                expiresIn: expiresIn,
-                cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil, authorization: authorization
-            ))
+                expiresIn: expiresIn, cacheKey: cacheKey, scope: scope, refreshGuardedUntil: refreshGuardedUntil,
+                authorization: authorization
+                    ?? AccessToken.authorizationHeaderValue(tokenType: tokenType, value: accessToken)))
     }
 
     /// Whether a refresh status on this token must go back to the caller without a refresh.

@@ -315,31 +315,6 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
         @usableFromInline var principals: [PrincipalConfig]
         @usableFromInline var identityProviderClientCertificate: String?
         @usableFromInline var prefetch: Bool = false
-
-        init(
-            name: String, label: String? = nil, identityProviderURL: URL, signingCertificate: String,
-            signingAlgorithm: SigningAlgorithm = .rs256, scope: Formula? = nil,
-            additionalRefreshStatusCodes: [Int] = [], jwtExpirationSeconds: Int = 120,
-            jwtClaims: [(name: String, value: Formula)] = [],
-            jwtHeader: [(name: String, value: Formula)] = [],
-            customHeaders: [CustomHeaderConfig] = [], principals: [PrincipalConfig] = [],
-            identityProviderClientCertificate: String? = nil, prefetch: Bool = false
-        ) {
-            self.prefetch = prefetch
-            self.name = name
-            self.label = label ?? name
-            self.identityProviderURL = identityProviderURL
-            self.signingCertificate = signingCertificate
-            self.signingAlgorithm = signingAlgorithm
-            self.scope = scope
-            self.additionalRefreshStatusCodes = additionalRefreshStatusCodes
-            self.jwtExpirationSeconds = jwtExpirationSeconds
-            self.jwtClaims = jwtClaims
-            self.jwtHeader = jwtHeader
-            self.customHeaders = customHeaders
-            self.principals = principals.sorted { $0.sequenceNumber < $1.sequenceNumber }
-            self.identityProviderClientCertificate = identityProviderClientCertificate
-        }
     }
 
     @usableFromInline
@@ -461,10 +436,11 @@ public struct ExternalCredentialConfig: Sendable, Equatable {
     ) {
         storage = CopyOnWrite(
             Fields(
-                name: name, label: label, identityProviderURL: identityProviderURL,
+                name: name, label: label ?? name, identityProviderURL: identityProviderURL,
                 signingCertificate: signingCertificate, signingAlgorithm: signingAlgorithm, scope: scope,
                 additionalRefreshStatusCodes: additionalRefreshStatusCodes, jwtExpirationSeconds: jwtExpirationSeconds,
-                jwtClaims: jwtClaims, jwtHeader: jwtHeader, customHeaders: customHeaders, principals: principals,
+                jwtClaims: jwtClaims, jwtHeader: jwtHeader, customHeaders: customHeaders,
+                principals: principals.sorted { $0.sequenceNumber < $1.sequenceNumber },
                 identityProviderClientCertificate: identityProviderClientCertificate, prefetch: prefetch))
     }
 
@@ -534,24 +510,6 @@ public struct NamedCredentialConfig: Sendable, Equatable {
         @usableFromInline var allowFormulasInBody: Bool
         @usableFromInline var clientCertificate: String?
         @usableFromInline var customHeaders: [CustomHeaderConfig]
-
-        init(
-            name: String, label: String? = nil, url: URL, externalCredential: String,
-            enabled: Bool = true, generateAuthorizationHeader: Bool = true,
-            allowFormulasInHeaders: Bool = false, allowFormulasInBody: Bool = false,
-            clientCertificate: String? = nil, customHeaders: [CustomHeaderConfig] = []
-        ) {
-            self.name = name
-            self.label = label ?? name
-            self.url = url
-            self.externalCredential = externalCredential
-            self.enabled = enabled
-            self.generateAuthorizationHeader = generateAuthorizationHeader
-            self.allowFormulasInHeaders = allowFormulasInHeaders
-            self.allowFormulasInBody = allowFormulasInBody
-            self.clientCertificate = clientCertificate
-            self.customHeaders = customHeaders
-        }
     }
 
     @usableFromInline
@@ -623,7 +581,7 @@ public struct NamedCredentialConfig: Sendable, Equatable {
     ) {
         storage = CopyOnWrite(
             Fields(
-                name: name, label: label, url: url, externalCredential: externalCredential, enabled: enabled,
+                name: name, label: label ?? name, url: url, externalCredential: externalCredential, enabled: enabled,
                 generateAuthorizationHeader: generateAuthorizationHeader,
                 allowFormulasInHeaders: allowFormulasInHeaders, allowFormulasInBody: allowFormulasInBody,
                 clientCertificate: clientCertificate, customHeaders: customHeaders))

@@ -134,9 +134,7 @@ public final class IdentityResolver: Sendable {
     static func hasPrefix(_ name: String, _ prefix: String) -> Bool {
         let count = prefix.utf8.count
         guard name.utf8.count >= count else { return false }
-        return name.utf8.prefix(count).elementsEqual(prefix.utf8) { a, b in
-            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 97 && (a | 0x20) <= 122)
-        }
+        return Substring(name.utf8.prefix(count)).caseInsensitiveEquals(prefix)
     }
 
     /// The lower-cased field name of a `<prefix><Field>` header, or `nil` when `name` is not one

@@ -18,8 +18,8 @@ public enum PrincipalResolver {
                 || (identity.profile.map { profile in p.profiles.contains { $0.caseInsensitiveEquals(profile) } }
                     ?? false)
         }
-        // Configured principals are kept in sequence order already; sorted (stably) only if not.
-        if !qualified.isInSequenceOrder { qualified.sort { $0.sequenceNumber < $1.sequenceNumber } }
+        // In place: the filtered array is this function's own, so sorting it allocates nothing.
+        qualified.sort { $0.sequenceNumber < $1.sequenceNumber }
         return qualified
     }
 
@@ -41,12 +41,5 @@ public enum PrincipalResolver {
         }
         guard let first = qualified.first else { return .failure(.noPrincipal) }
         return .success(first)
-    }
-}
-
-extension [PrincipalConfig] {
-    /// Whether no principal comes before one with a lower sequence number.
-    var isInSequenceOrder: Bool {
-        indices.dropFirst().allSatisfy { self[$0 - 1].sequenceNumber <= self[$0].sequenceNumber }
     }
 }

@@ -41,11 +41,16 @@ public struct AccessToken: Sendable, Equatable {
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
         self.id = id
-        self.authorizationHeaderValue = "\(tokenType) \(value)"
+        self.authorizationHeaderValue = Self.authorizationHeaderValue(tokenType: tokenType, value: value)
+    }
+
+    /// `"<type> <value>"`: how an `Authorization` value is made from a token.
+    @inlinable
+    public static func authorizationHeaderValue(tokenType: String, value: String) -> String {
+        "\(tokenType) \(value)"
     }
 
     public var lifetime: Double { expiresAt - issuedAt }
-
 }
 
 extension AccessToken: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
