@@ -46,7 +46,13 @@ final class UpstreamPool: @unchecked Sendable {
     /// client gone): it is then skipped, and nothing it holds stays queued.
     final class Waiter {
         fileprivate var callback: Callback?
-        fileprivate init(_ callback: @escaping Callback) { self.callback = callback }
+        /// Takes no connection that has carried an exchange: it retries one the upstream closed
+        /// under it, and a released connection may be about to close the same way.
+        fileprivate let fresh: Bool
+        fileprivate init(fresh: Bool, _ callback: @escaping Callback) {
+            self.fresh = fresh
+            self.callback = callback
+        }
         func cancel() { callback = nil }
         var isCancelled: Bool { callback == nil }
     }
@@ -100,7 +106,7 @@ final class UpstreamPool: @unchecked Sendable {
             callback(.success(connection))
             return nil
         }
-        let waiter = Waiter(callback)
+        let waiter = Waiter(fresh: fresh, callback)
         if budget.reserve(endpoint, limit: limits.maxConnectionsPerEndpoint) {
             connect(endpoint, waiter)
         } else if fresh, let connection = takeIdle(endpoint) {
@@ -147,6 +153,12 @@ final class UpstreamPool: @unchecked Sendable {
         // Owed to a callout waiting on another loop: its turn comes before the next one here.
         if !owedSlots.isEmpty, owedSlots.remove(endpoint) != nil { return giveUp(connection) }
         if let next = nextWaiter(endpoint), let callback = next.callback {
+            if next.fresh, connection.reused {
+                // Its slot goes to a new connection: a retry never meets a used one again.
+                forget(connection, keepingSlot: true)
+                connection.abandon()
+                return connect(endpoint, next)
+            }
             next.cancel()
             return callback(.success(connection))
         }
