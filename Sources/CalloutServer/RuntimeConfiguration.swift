@@ -16,8 +16,8 @@ public final class RuntimeConfiguration: Sendable {
         public let materials: CredentialMaterials
         public let identity: IdentityResolver
         public let generation: Int
-        /// Where each named credential's requests go (lower-cased name).
-        let upstreams: [String: UpstreamTarget]
+        /// Where each named credential's requests go.
+        let upstreams: [CaseInsensitiveName: UpstreamTarget]
         /// The TLS contexts the upstreams use, each with the settings it was made from.
         let tlsContexts: [(configuration: TLSConfiguration, context: NIOSSLContext)]
         /// Token cache keys made once, by external credential and principal (configured names),
@@ -47,7 +47,7 @@ public final class RuntimeConfiguration: Sendable {
                 contexts.append((configuration, context))
                 return context
             }
-            var upstreams: [String: UpstreamTarget] = [:]
+            var upstreams: [CaseInsensitiveName: UpstreamTarget] = [:]
             for named in config.namedCredentials {
                 var tls: NIOSSLContext? = nil
                 if named.url.scheme?.lowercased() == "https" {
@@ -57,7 +57,7 @@ public final class RuntimeConfiguration: Sendable {
                         tls = try context(materials.tlsConfiguration())
                     }
                 }
-                upstreams[named.name.lowercased()] = UpstreamTarget(
+                upstreams[CaseInsensitiveName(named.name)] = UpstreamTarget(
                     url: named.url, tls: tls, hostHeader: named.hostHeader)
             }
             self.upstreams = upstreams

@@ -18,6 +18,9 @@ public struct ProxyConfig: Sendable {
         @usableFromInline var sourceFile: String
         @usableFromInline var sourceLines: [String: Int] = [:]
         @usableFromInline var warnings: [ConfigIssue] = []
+        /// Kept in step with the two lists by their accessors.
+        @usableFromInline var externalIndex = NameIndex([])
+        @usableFromInline var namedIndex = NameIndex([])
     }
     @usableFromInline
     var storage: CopyOnWrite<Fields>
@@ -40,12 +43,18 @@ public struct ProxyConfig: Sendable {
     @inlinable
     public var externalCredentials: [ExternalCredentialConfig] {
         _read { yield storage.value.externalCredentials }
-        _modify { yield &storage.value.externalCredentials }
+        _modify {
+            yield &storage.value.externalCredentials
+            storage.value.externalIndex = NameIndex(storage.value.externalCredentials.lazy.map(\.name))
+        }
     }
     @inlinable
     public var namedCredentials: [NamedCredentialConfig] {
         _read { yield storage.value.namedCredentials }
-        _modify { yield &storage.value.namedCredentials }
+        _modify {
+            yield &storage.value.namedCredentials
+            storage.value.namedIndex = NameIndex(storage.value.namedCredentials.lazy.map(\.name))
+        }
     }
     /// `[token_store]`: tokens shared by replicas through PostgreSQL; `nil`: this process only.
     @inlinable
@@ -83,7 +92,9 @@ public struct ProxyConfig: Sendable {
         storage = CopyOnWrite(
             Fields(
                 proxy: proxy, callers: callers, certificates: certificates, externalCredentials: externalCredentials,
-                namedCredentials: namedCredentials, sourceFile: sourceFile))
+                namedCredentials: namedCredentials, sourceFile: sourceFile,
+                externalIndex: NameIndex(externalCredentials.lazy.map(\.name)),
+                namedIndex: NameIndex(namedCredentials.lazy.map(\.name))))
     }
 
     /// A problem with the value at `keyPath`, located in the file when the key is known.
@@ -102,10 +113,15 @@ public struct ProxyConfig: Sendable {
         namedCredential(String(alias))
     }
 
-    /// The data plane's lookup, once per request: a concrete `String` keeps it specialised.
+    /// The data plane's lookup, once per request: by a name index, so its cost does not grow
+    /// with the number of named credentials.
     public func namedCredential(_ alias: String) -> NamedCredentialConfig? {
-        // By index: a `for` loop would copy every credential it passes over.
-        namedCredentials.firstIndex { $0.name.caseInsensitiveEquals(alias) }.map { namedCredentials[$0] }
+        storage.value.namedIndex.position(of: alias).map { namedCredentials[$0] }
+    }
+
+    /// The configured spelling of a named credential's name, without copying the credential.
+    public func namedCredentialName(_ alias: String) -> String? {
+        storage.value.namedIndex.position(of: alias).map { namedCredentials[$0].name }
     }
 
     public func externalCredential(_ name: some StringProtocol) -> ExternalCredentialConfig? {
@@ -113,7 +129,7 @@ public struct ProxyConfig: Sendable {
     }
 
     public func externalCredential(_ name: String) -> ExternalCredentialConfig? {
-        externalCredentials.firstIndex { $0.name.caseInsensitiveEquals(name) }.map { externalCredentials[$0] }
+        storage.value.externalIndex.position(of: name).map { externalCredentials[$0] }
     }
 
     public func certificate(_ name: some StringProtocol) -> CertificateConfig? {

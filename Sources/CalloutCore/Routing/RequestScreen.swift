@@ -24,12 +24,11 @@ public enum RequestScreen {
         }
         // Absolute-form: the target names the alias and `Host` is not consulted, so it cannot
         // be what a rebound browser sent (browsers send origin-form unless told to use a proxy).
-        // The alias check reads the credential list alone: a closure over `config` copies it.
-        let named = config.namedCredentials
+        // The alias check goes through the configuration's name index.
         if target.hasPrefix("/"), let host,
             !HostCheck.accepts(
                 host, listen: config.proxy.listen, extraNames: config.proxy.allowedHosts,
-                isAlias: { alias in named.contains { $0.name.caseInsensitiveEquals(alias) } })
+                isAlias: { config.namedCredentialName($0) != nil })
         {
             return .failure(.misdirectedRequest(host))
         }

@@ -96,7 +96,7 @@ final class CalloutExchange: UpstreamExchangeDelegate {
         log.alias = named.name
         log.principal = routed.principal.name
         log.caller = routed.identity.callerName
-        guard let upstream = snapshot.upstreams[named.name.lowercased()] else {
+        guard let upstream = snapshot.upstreams[CaseInsensitiveName(named.name)] else {
             return perform(
                 machine.refused(
                     .upstreamUnavailable(named.name, reason: "no upstream for this named credential"), bodyRead: false))

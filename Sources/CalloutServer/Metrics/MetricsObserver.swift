@@ -5,11 +5,9 @@ struct MetricsObserver: CalloutObserver {
     let metrics: ProxyMetrics
     let configuration: RuntimeConfiguration
 
-    /// The configured spelling of `alias`, or `unknown`. Only the list of named credentials is
-    /// read from the snapshot: a copy of the whole configuration would retain every string in it.
+    /// The configured spelling of `alias`, or `unknown` (by the configuration's name index).
     private func label(_ alias: String?) -> String {
-        let snapshot = configuration.current
-        return ProxyMetrics.namedCredentialLabel(alias, in: snapshot.config.namedCredentials)
+        ProxyMetrics.namedCredentialLabel(alias, in: configuration.current.config)
     }
 
     func calloutFinished(_ record: CalloutLogRecord, duration: Duration) {

@@ -322,11 +322,8 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// The configured spelling of a named credential, or `unknown`.
-    static func namedCredentialLabel(_ alias: String?, in namedCredentials: [NamedCredentialConfig]) -> String {
-        // The name alone: the credential itself is not copied out.
-        guard let alias, let i = namedCredentials.firstIndex(where: { $0.name.caseInsensitiveEquals(alias) })
-        else { return "unknown" }
-        return namedCredentials[i].name
+    static func namedCredentialLabel(_ alias: String?, in config: ProxyConfig) -> String {
+        alias.flatMap { config.namedCredentialName($0) } ?? "unknown"
     }
 
     /// The configured spelling of an external credential, or `unknown`.
