@@ -8,6 +8,8 @@
 #   NO_BUILD=1 ...                         # use the existing .build/release/callout-proxy
 #   HOP_ONLY=1 ...                         # only the hop (both logging modes): no token path, no memory
 #   MODES=quiet ...                        # one logging mode only ("default quiet" by default)
+#   FILLER_NAMED=1000 ...                  # that many more named credentials, listed before the
+#                                          # measured one (lookups that grow with the configuration)
 #
 # What runs (all on 127.0.0.1, ports picked free):
 #   backend nginx  : TLS upstream (GET / -> small body, GET /big -> 1 GiB) and a static TLS token
@@ -158,6 +160,12 @@ EOF
 reference_conf default "$REF" "access_log $W/reference-access.log;"
 reference_conf quiet "$REFQ" "access_log off;"
 # --- callout-proxy ---------------------------------------------------------------------------
+FILLER_NAMED="${FILLER_NAMED:-0}"
+FILLER=""
+for ((i = 0; i < FILLER_NAMED; i++)); do
+    FILLER+=$'[[named_credential]]\n'"name = \"Filler_$i\""$'\n'"url = \"https://127.0.0.1:$UP\""$'\n'
+    FILLER+=$'external_credential = "Bench_API"\n\n'
+done
 cat >"$W/proxy.conf" <<EOF
 [proxy]
 listen = "127.0.0.1:$PX"
@@ -205,7 +213,7 @@ scope = '{!"user:" & \$User.Id}'
   client_id = "per-user"
   permission_sets = ["Bench"]
 
-[[named_credential]]
+$FILLER[[named_credential]]
 name = "Bench"
 url = "https://127.0.0.1:$UP"
 external_credential = "Bench_API"
@@ -456,6 +464,10 @@ WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $1, $2}' || true)
     echo "| load | $WRK_VERSION, $THREADS threads, keep-alive, ${DURATION} s per run, $ROUNDS rounds per mode alternating nginx / callout-proxy (medians) |"
     echo
     echo "Everything (wrk, upstream nginx, reference nginx or callout-proxy) shares the same $(nproc) cores."
+    if [ "$FILLER_NAMED" -gt 0 ]; then
+        echo
+        echo "callout-proxy's configuration lists $FILLER_NAMED more named credentials before the one measured."
+    fi
     echo
     echo "### Hop: callout-proxy vs nginx (small body, TLS upstream, keep-alive pool)"
     echo
