@@ -14,7 +14,7 @@ public struct CaseInsensitiveName: Hashable, Sendable {
     public func hash(into hasher: inout Hasher) {
         var name = self.name
         name.withUTF8 { bytes in
-            for byte in bytes { hasher.combine((byte >= 65 && byte <= 90) ? byte | 0x20 : byte) }
+            for byte in bytes { hasher.combine(byte.asciiLowercased) }
         }
         hasher.combine(name.utf8.count)
     }

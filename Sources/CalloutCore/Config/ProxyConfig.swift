@@ -610,6 +610,12 @@ public struct NamedCredentialConfig: Sendable, Equatable {
     }
 }
 
+extension UInt8 {
+    /// The byte with an ASCII upper-case letter turned lower-case; any other byte as it is.
+    @inlinable
+    public var asciiLowercased: UInt8 { self >= 65 && self <= 90 ? self | 0x20 : self }
+}
+
 extension StringProtocol {
     /// ASCII case-insensitive comparison, without allocating.
     public func caseInsensitiveEquals(_ other: some StringProtocol) -> Bool {
@@ -617,9 +623,7 @@ extension StringProtocol {
         let b = other.utf8
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) where x != y {
-            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
-            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
-            if lx != ly { return false }
+            if x.asciiLowercased != y.asciiLowercased { return false }
         }
         return true
     }
@@ -636,9 +640,7 @@ extension String {
             b.withUTF8 { y in
                 guard x.count == y.count else { return false }
                 for i in 0..<x.count where x[i] != y[i] {
-                    let lx = (x[i] >= 65 && x[i] <= 90) ? x[i] | 0x20 : x[i]
-                    let ly = (y[i] >= 65 && y[i] <= 90) ? y[i] | 0x20 : y[i]
-                    if lx != ly { return false }
+                    if x[i].asciiLowercased != y[i].asciiLowercased { return false }
                 }
                 return true
             }

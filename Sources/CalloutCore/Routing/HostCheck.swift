@@ -48,7 +48,7 @@ public enum HostCheck {
             func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
             func lowercased(_ range: Range<Int>) -> String {
                 String(unsafeUninitializedCapacity: range.count) { out in
-                    for (i, b) in bytes[range].enumerated() { out[i] = b >= 65 && b <= 90 ? b | 0x20 : b }
+                    for (i, b) in bytes[range].enumerated() { out[i] = b.asciiLowercased }
                     return range.count
                 }
             }
